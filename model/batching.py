@@ -1,0 +1,143 @@
+"""The one way sentences become padded tensors: training, bin/tag and the worker all use it.
+
+Sentences are grouped by length so that little compute goes to padding, batches are capped both
+in sentences and in padded tokens, and every batch remembers the input positions it holds so
+callers can put results back in input order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .vocab import PAD_ID, Vocab
+
+MAX_WORD_CHARS = 24  # longer tokens keep their first characters; bounds char tensor size
+
+
+@dataclass
+class Encoded:
+    """One sentence as id arrays (no tensors yet: cheap to hold many)."""
+
+    words: np.ndarray  # [L] int64
+    chars: np.ndarray  # [L, longest word] int64, padded with PAD_ID
+    tags: np.ndarray | None = None  # [L] int64
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+@dataclass
+class Batch:
+    indices: list[int]  # positions of these sentences in the caller's list
+    words: torch.Tensor  # [B, T] long
+    chars: torch.Tensor  # [B, T, C] long
+    lengths: torch.Tensor  # [B] long, on CPU (pack_padded_sequence wants it there)
+    mask: torch.Tensor  # [B, T] bool
+    tags: torch.Tensor | None  # [B, T] long, padded with 0
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.mask.sum())
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(
+            self.indices, move(self.words), move(self.chars), self.lengths, move(self.mask), move(self.tags)
+        )
+
+
+def encode(vocab: Vocab, tokens: Sequence[str], tags: Sequence[str] | None = None) -> Encoded:
+    char_lists = [vocab.char_ids(t)[:MAX_WORD_CHARS] for t in tokens]
+    chars = np.full((len(tokens), max(map(len, char_lists), default=1)), PAD_ID, dtype=np.int64)
+    for row, ids in enumerate(char_lists):
+        chars[row, : len(ids)] = ids
+    return Encoded(
+        np.array([vocab.word_id(t) for t in tokens], dtype=np.int64),
+        chars,
+        None if tags is None else np.array([vocab.tag_id(t) for t in tags], dtype=np.int64),
+    )
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None = None,
+    rng: random.Random | None = None,
+) -> list[list[int]]:
+    """Groups of indices of similar length, each with at most ``batch_size`` sentences and at
+    most ``max_tokens`` padded tokens (a single longer sentence still gets its own batch).
+
+    Without ``rng`` the plan is deterministic (sorted by length). With it, training gets
+    shuffled buckets: sentences are shuffled, sorted by length inside pools of 50 batches,
+    cut into batches, and the batches shuffled.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError("max_tokens must be at least 1")
+    order = list(range(len(lengths)))
+    if rng is None:
+        pools = [sorted(order, key=lambda i: lengths[i])]
+    else:
+        rng.shuffle(order)
+        size = batch_size * 50
+        pools = [sorted(order[i : i + size], key=lambda i: lengths[i]) for i in range(0, len(order), size)]
+    batches: list[list[int]] = []
+    for pool in pools:
+        current: list[int] = []
+        longest = 0
+        for i in pool:
+            longest_if_added = max(longest, lengths[i])
+            too_many = len(current) >= batch_size
+            too_big = max_tokens is not None and longest_if_added * (len(current) + 1) > max_tokens
+            if current and (too_many or too_big):
+                batches.append(current)
+                current, longest_if_added = [], lengths[i]
+            current.append(i)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(encoded: Sequence[Encoded], indices: list[int]) -> Batch:
+    """Pad the chosen sentences into one batch (on CPU)."""
+    items = [encoded[i] for i in indices]
+    n, t = len(items), max(len(e) for e in items)
+    c = max(e.chars.shape[1] for e in items)
+    words = np.full((n, t), PAD_ID, dtype=np.int64)
+    chars = np.full((n, t, c), PAD_ID, dtype=np.int64)
+    has_tags = items[0].tags is not None
+    tags = np.zeros((n, t), dtype=np.int64) if has_tags else None
+    for row, e in enumerate(items):
+        words[row, : len(e)] = e.words
+        chars[row, : len(e), : e.chars.shape[1]] = e.chars
+        if tags is not None:
+            tags[row, : len(e)] = e.tags
+    lengths = torch.tensor([len(e) for e in items], dtype=torch.long)
+    mask = torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)
+    return Batch(
+        indices,
+        torch.from_numpy(words),
+        torch.from_numpy(chars),
+        lengths,
+        mask,
+        None if tags is None else torch.from_numpy(tags),
+    )
+
+
+def iter_batches(
+    encoded: Sequence[Encoded],
+    batch_size: int,
+    max_tokens: int | None = None,
+    rng: random.Random | None = None,
+) -> Iterator[Batch]:
+    for indices in plan_batches([len(e) for e in encoded], batch_size, max_tokens, rng):
+        yield collate(encoded, indices)

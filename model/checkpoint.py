@@ -1,0 +1,82 @@
+"""The model directory: config.json, vocab.json, model.safetensors, metrics.json.
+
+Written into a temporary sibling and renamed into place, so a crash never leaves a half model;
+read with safetensors and JSON only, so loading never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .data import file_sha256
+from .network import BiLSTMTagger, ModelConfig
+from .vocab import Vocab
+
+CONFIG, VOCAB, WEIGHTS, METRICS = "config.json", "vocab.json", "model.safetensors", "metrics.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that is missing, incomplete or corrupt."""
+
+
+def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: dict) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
+        vocab.save(tmp / VOCAB)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def weights_sha256(path: str | Path) -> str:
+    return file_sha256(Path(path) / WEIGHTS)
+
+
+def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger, Vocab]:
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: no model directory here (train one with bin/train)")
+    missing = [n for n in (CONFIG, VOCAB, WEIGHTS) if not (path / n).is_file()]
+    if missing:
+        raise ModelLoadError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+    try:
+        config = ModelConfig.from_dict(json.loads((path / CONFIG).read_text(encoding="utf-8")))
+        vocab = Vocab.load(path / VOCAB)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{path}: unreadable config or vocabulary ({exc})") from None
+    if vocab.tags != config.tags or len(vocab.words) != config.n_words:
+        raise ModelLoadError(f"{path}: vocab.json does not match config.json")
+    model = BiLSTMTagger(config)
+    try:
+        state = load_file(str(path / WEIGHTS), device="cpu")
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(f"{path / WEIGHTS}: corrupt or mismatched weights ({exc})") from None
+    return model.to(device).eval(), vocab
+
+
+def read_metrics(path: str | Path) -> dict:
+    file = Path(path) / METRICS
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}

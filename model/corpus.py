@@ -1,0 +1,247 @@
+"""Streaming readers for labelled corpora (MIT / CoNLL column order), raw text and JSON lines.
+
+Every reader yields one :class:`Sentence` at a time so multi-GB inputs never sit in memory,
+and every problem is reported as a :class:`CorpusFormatError` that names file, line and cause.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+FORMATS = ("text", "bio", "conll", "jsonl")
+# A line longer than this is not a query; reading it whole could exhaust memory.
+MAX_LINE_BYTES = 1 << 20
+# Longer sentences are rejected: a tagger input this long is almost surely a broken file.
+MAX_SENTENCE_TOKENS = 1000
+
+_TAG_RE = re.compile(r"^(O|[BI]-[^\s-][^\s]*)$")
+
+
+class CorpusFormatError(ValueError):
+    """Bad input, with the place it was found, so users can fix their file."""
+
+    def __init__(self, path: str, line_no: int, reason: str, line: str | None = None) -> None:
+        self.path, self.line_no, self.reason, self.line = path, line_no, reason, line
+        where = f"{path}:{line_no}" if line_no else path
+        shown = f": {line[:80]!r}" if line is not None else ""
+        super().__init__(f"{where}: {reason}{shown}")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    tokens: list[str]
+    tags: list[str] | None
+    line_no: int  # 1-based line of the sentence's first token in its file
+
+
+def is_tag(text: str) -> bool:
+    return _TAG_RE.match(text) is not None
+
+
+def decoded_lines(stream: BinaryIO, path: str) -> Iterator[tuple[int, str]]:
+    """(line number, text without line ending), refusing binary data and invalid UTF-8."""
+    line_no = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        line_no += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise CorpusFormatError(path, line_no, f"line longer than {MAX_LINE_BYTES} bytes")
+        if b"\x00" in raw:
+            raise CorpusFormatError(path, line_no, "binary data (NUL byte); expected a text file")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorpusFormatError(
+                path, line_no, f"invalid UTF-8 at byte {exc.start} of the line"
+            ) from None
+        if line_no == 1:
+            text = text.removeprefix("\ufeff")
+        yield line_no, text.rstrip("\r\n")
+
+
+def _check_length(path: str, line_no: int, tokens: list[str], max_tokens: int) -> None:
+    if len(tokens) > max_tokens:
+        raise CorpusFormatError(
+            path, line_no, f"sentence has {len(tokens)} tokens, more than the limit of {max_tokens}"
+        )
+
+
+def _read_text(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> Iterator[Sentence]:
+    for line_no, text in lines:
+        tokens = text.split()
+        if tokens:
+            _check_length(path, line_no, tokens, max_tokens)
+            yield Sentence(tokens, None, line_no)
+
+
+def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> Iterator[Sentence]:
+    for line_no, text in lines:
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CorpusFormatError(path, line_no, f"invalid JSON ({exc.msg})", text) from None
+        tokens = obj.get("tokens") if isinstance(obj, dict) else None
+        if tokens is None and isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            tokens = obj["text"].split()
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            raise CorpusFormatError(
+                path, line_no, 'expected an object with "tokens" (non-empty strings) or "text"', text
+            )
+        if any(len(t.split()) != 1 for t in tokens):
+            raise CorpusFormatError(path, line_no, "a token contains whitespace", text)
+        if tokens:
+            _check_length(path, line_no, tokens, max_tokens)
+            yield Sentence(tokens, None, line_no)
+
+
+def _column_order(cols: list[str]) -> str | None:
+    """'mit' (TAG token), 'conll' (token TAG), or None while both columns look like tags."""
+    first, second = is_tag(cols[0]), is_tag(cols[1])
+    if first and not second:
+        return "mit"
+    if second and not first:
+        return "conll"
+    return None
+
+
+def _read_columns(
+    lines: Iterable[tuple[int, str]], path: str, strict: bool, max_tokens: int
+) -> Iterator[Sentence]:
+    order: str | None = None
+    pending: list[tuple[int, str, list[str]]] = []  # lines seen before the order was known
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def add(line_no: int, text: str, cols: list[str]) -> None:
+        nonlocal start
+        tag, token = (cols[0], cols[1]) if order == "mit" else (cols[1], cols[0])
+        if not is_tag(tag):
+            raise CorpusFormatError(path, line_no, f"unknown tag shape {tag!r}", text)
+        if tag.startswith("I-"):
+            prev = tags[-1] if tags else "O"
+            if prev == "O" or prev[2:] != tag[2:]:
+                if strict:
+                    raise CorpusFormatError(
+                        path, line_no, f"{tag} does not continue an entity (previous tag {prev})", text
+                    )
+                tag = "B-" + tag[2:]  # IOB1 -> IOB2: an I- that opens an entity begins it
+        if not tokens:
+            start = line_no
+        tokens.append(token)
+        tags.append(tag)
+        if len(tokens) > max_tokens:
+            _check_length(path, start, tokens, max_tokens)
+
+    def flush() -> Iterator[Sentence]:
+        nonlocal tokens, tags
+        if tokens:
+            yield Sentence(tokens, tags, start)
+            tokens, tags = [], []
+
+    for line_no, text in lines:
+        cols = text.split()
+        if not cols:
+            if order is None:
+                pending.append((line_no, text, cols))
+            else:
+                yield from flush()
+            continue
+        if len(cols) != 2:
+            what = "one column" if len(cols) == 1 else f"{len(cols)} columns"
+            raise CorpusFormatError(
+                path, line_no, f"{what}; expected a tag and a token separated by whitespace", text
+            )
+        if order is None:
+            order = _column_order(cols)
+            if order is None:
+                if not (is_tag(cols[0]) or is_tag(cols[1])):
+                    raise CorpusFormatError(path, line_no, "neither column is a BIO tag", text)
+                pending.append((line_no, text, cols))
+                continue
+            for p_no, p_text, p_cols in pending:
+                if p_cols:
+                    add(p_no, p_text, p_cols)
+                else:
+                    yield from flush()
+            pending.clear()
+        add(line_no, text, cols)
+    if order is None and pending:
+        order = "mit"  # every line is ambiguous (e.g. "O O"): MIT order, the corpus's own
+        for p_no, p_text, p_cols in pending:
+            if p_cols:
+                add(p_no, p_text, p_cols)
+            else:
+                yield from flush()
+    yield from flush()
+
+
+def read_sentences(
+    source: str | Path | BinaryIO,
+    fmt: str = "bio",
+    *,
+    strict: bool = False,
+    max_tokens: int = MAX_SENTENCE_TOKENS,
+    name: str | None = None,
+) -> Iterator[Sentence]:
+    """Yield sentences from a path, '-' (stdin) or a binary stream, one at a time.
+
+    ``bio`` and ``conll`` both accept either column order, found from the tag column's shape.
+    An input with no sentence at all is an error: a job over nothing is a mistake.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if isinstance(source, (str, Path)) and str(source) != "-":
+        path = name or str(source)
+        try:
+            stream: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise CorpusFormatError(path, 0, "no such file") from None
+        except IsADirectoryError:
+            raise CorpusFormatError(path, 0, "is a directory, not a file") from None
+        except PermissionError:
+            raise CorpusFormatError(path, 0, "permission denied") from None
+        owned = True
+    else:
+        import sys
+
+        stream = sys.stdin.buffer if str(source) == "-" else source  # type: ignore[assignment]
+        path = name or ("<stdin>" if str(source) == "-" else getattr(source, "name", "<stream>"))
+        owned = False
+    try:
+        lines = decoded_lines(stream, path)
+        if fmt == "text":
+            sentences = _read_text(lines, path, max_tokens)
+        elif fmt == "jsonl":
+            sentences = _read_jsonl(lines, path, max_tokens)
+        else:
+            sentences = _read_columns(lines, path, strict, max_tokens)
+        empty = True
+        for sentence in sentences:
+            empty = False
+            yield sentence
+        if empty:
+            raise CorpusFormatError(path, 0, "no sentences found (empty input)")
+    finally:
+        if owned:
+            stream.close()
+
+
+def read_corpus(path: str | Path, *, strict: bool = False) -> list[Sentence]:
+    """A whole labelled file in memory: for training and evaluation sets, which are small."""
+    return list(read_sentences(path, "bio", strict=strict))
+
+
+def parse_text(text: str, fmt: str = "text", name: str = "<string>") -> list[Sentence]:
+    """Sentences from an in-memory string (tests and small inputs)."""
+    return list(read_sentences(io.BytesIO(text.encode("utf-8")), fmt, name=name))

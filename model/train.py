@@ -1,0 +1,229 @@
+"""Training: TrainConfig, presets, the epoch loop with early stopping on dev F1."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import data
+from .batching import Encoded, encode, iter_batches
+from .checkpoint import save_model_dir
+from .corpus import CorpusFormatError, Sentence, read_corpus
+from .devices import resolve_device
+from .embeddings import embedding_dim, fill_embeddings
+from .evaluation import evaluate
+from .network import BiLSTMTagger, ModelConfig, loss
+from .tagger import Tagger
+from .vocab import UNK_ID, Vocab
+
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "default"
+    data_dir: str | None = None
+    out: str | None = None
+    embeddings: str | None = None
+    device: str = "auto"
+    seed: int = 1
+    epochs: int = 25  # upper bound; early stopping usually ends sooner
+    patience: int = 5  # epochs without a better dev F1 before stopping
+    dev_fraction: float = 0.1
+    batch_size: int = 32
+    lr: float = 2e-3
+    lr_decay: float = 1.0  # divide the learning rate by this after every epoch
+    clip: float = 5.0
+    clip_per_tensor: bool = False  # the reference clips each tensor's norm, not the global one
+    word_dropout: float = 0.05  # chance a training token is shown as <UNK>
+    word_dim: int = 100
+    char_dim: int = 30
+    char_filters: int = 100
+    hidden: int = 200
+    layers: int = 1
+    dropout: float = 0.5
+    crf: bool = True
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The starting notebook: random 200-d words, 200 hidden, softmax, Adam 0.005 / 1.414 per epoch.
+    "reference": dict(
+        epochs=5, patience=5, batch_size=32, lr=0.005, lr_decay=1.414, clip=1.0, clip_per_tensor=True,
+        word_dropout=0.0, word_dim=200, char_dim=0, hidden=200, layers=1, dropout=0.5, crf=False,
+    ),
+}
+
+
+def preset_config(preset: str, **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return replace(TrainConfig(preset=preset, **PRESETS[preset]), **overrides)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def split_dev(sentences: Sequence[Sentence], fraction: float, seed: int) -> tuple[list, list]:
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    n_dev = int(round(len(order) * fraction))
+    dev = set(order[:n_dev])
+    return [s for i, s in enumerate(sentences) if i not in dev], [s for i, s in enumerate(sentences) if i in dev]
+
+
+def _clip(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if cfg.clip_per_tensor:
+        for p in params:
+            torch.nn.utils.clip_grad_norm_([p], cfg.clip)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+
+
+def train_epoch(
+    model: BiLSTMTagger,
+    optimizer: torch.optim.Optimizer,
+    encoded: Sequence[Encoded],
+    cfg: TrainConfig,
+    rng: random.Random,
+    device: torch.device,
+    desc: str,
+) -> float:
+    model.train()
+    total, count = 0.0, 0
+    batches = iter_batches(encoded, cfg.batch_size, rng=rng)
+    n_batches = -(-len(encoded) // cfg.batch_size)
+    with tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=1.0) as bar:
+        for batch in bar:
+            batch = batch.to(device)
+            words = batch.words
+            if cfg.word_dropout:
+                drop = (torch.rand(words.shape, device=device) < cfg.word_dropout) & batch.mask
+                words = words.masked_fill(drop, UNK_ID)
+            emissions = model(words, batch.chars, batch.lengths)
+            value = loss(model, emissions, batch.tags, batch.mask)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            _clip(model, cfg)
+            optimizer.step()
+            total += value.item()
+            count += 1
+            bar.set_postfix(loss=f"{total / count:.3f}")
+    return total / max(count, 1)
+
+
+def default_out_dir(root: str | Path = "var/models") -> Path:
+    return Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def point_current(model_dir: Path) -> Path:
+    """Make ``<models>/current`` a relative symlink to model_dir, swapped atomically."""
+    current = model_dir.parent / "current"
+    tmp = model_dir.parent / f".current.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(model_dir.name)
+    os.replace(tmp, current)
+    return current
+
+
+def train(cfg: TrainConfig) -> tuple[Path, dict]:
+    """Train, evaluate on dev and test, write the model directory; returns (dir, metrics)."""
+    started = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    corpus = data.find_corpus(cfg.data_dir)
+    train_file, test_file = corpus / data.TRAIN_FILE, corpus / data.TEST_FILE
+    train_all, test = read_corpus(train_file), read_corpus(test_file)
+    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
+    if not dev_set:
+        raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
+    vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
+    model_cfg = ModelConfig(
+        n_words=len(vocab.words),
+        n_chars=len(vocab.chars),
+        tags=vocab.tags,
+        word_dim=embedding_dim(cfg.embeddings) if cfg.embeddings else cfg.word_dim,
+        char_dim=cfg.char_dim,
+        char_filters=cfg.char_filters,
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        dropout=cfg.dropout,
+        crf=cfg.crf,
+    )
+    model = BiLSTMTagger(model_cfg)
+    if cfg.embeddings:
+        found = fill_embeddings(cfg.embeddings, model.word_embed.weight, vocab)
+        print(f"pretrained vectors for {found} of {len(vocab.words)} words", flush=True)
+    model.to(device)
+    encoded = [encode(vocab, s.tokens, s.tags) for s in train_set]
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 / cfg.lr_decay)
+    tagger = Tagger(model, vocab)
+    rng = random.Random(cfg.seed)
+    print(
+        f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
+        f"preset {cfg.preset}, up to {cfg.epochs} epochs",
+        flush=True,
+    )
+    history, best_f1, best_state, best_epoch = [], -1.0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        mean_loss = train_epoch(model, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{cfg.epochs}")
+        scheduler.step()
+        dev_f1 = evaluate(tagger, dev_set)["default"]["f1"]
+        improved = dev_f1 > best_f1
+        if improved:
+            best_f1, best_epoch = dev_f1, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        history.append(
+            {"epoch": epoch, "loss": mean_loss, "dev_f1": dev_f1, "seconds": time.perf_counter() - t0}
+        )
+        print(
+            f"epoch {epoch:>2}/{cfg.epochs}  loss {mean_loss:8.3f}  dev F1 {dev_f1:6.2f}"
+            f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)",
+            flush=True,
+        )
+        if epoch - best_epoch >= cfg.patience:
+            print(f"early stop: no better dev F1 for {cfg.patience} epochs", flush=True)
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    dev_scores, test_scores = evaluate(tagger, dev_set), evaluate(tagger, test)
+    metrics = {
+        "dev": dev_scores,
+        "test": test_scores,
+        "best_epoch": best_epoch,
+        "epochs": history,
+        "training_seconds": time.perf_counter() - started,
+        "corpus": {
+            "train": str(train_file),
+            "train_sha256": data.file_sha256(train_file),
+            "test": str(test_file),
+            "test_sha256": data.file_sha256(test_file),
+        },
+        "train_config": asdict(cfg),
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    out = Path(cfg.out) if cfg.out else default_out_dir()
+    save_model_dir(out, model, vocab, metrics)
+    if not cfg.out:
+        point_current(out)
+    return out, metrics
