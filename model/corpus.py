@@ -46,6 +46,10 @@ def is_tag(text: str) -> bool:
 
 def decoded_lines(stream: BinaryIO, path: str) -> Iterator[tuple[int, str]]:
     """(line number, text without line ending), refusing binary data and invalid UTF-8."""
+    head = stream.peek(8192)[:8192] if hasattr(stream, "peek") else b""
+    if b"\x00" in head:  # say "binary" up front rather than "invalid UTF-8" on some line
+        nul_line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise CorpusFormatError(path, nul_line, "binary data (NUL byte); expected a text file")
     line_no = 0
     while True:
         raw = stream.readline(MAX_LINE_BYTES + 1)

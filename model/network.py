@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .crf import CRF
-from .vocab import PAD_ID
+from .vocab import PAD_ID, UNK_ID
 
 
 @dataclass
@@ -55,8 +55,14 @@ class CharCNN(nn.Module):
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         b, t, c = chars.shape
         flat = chars.view(b * t, c)
-        x = self.conv(self.embed(flat).transpose(1, 2))  # [b*t, filters, c]
-        x = x.masked_fill((flat == PAD_ID).unsqueeze(1), float("-inf")).amax(dim=2)
+        k = self.conv.kernel_size[0]
+        # The convolution as one matrix product over all character windows: on CPU this is
+        # several times faster than conv1d over many short sequences, with the same weights.
+        x = nn.functional.pad(self.embed(flat), (0, 0, k // 2, k - 1 - k // 2))  # [b*t, c+k-1, dim]
+        windows = x.unfold(1, k, 1)  # [b*t, c, dim, k]
+        weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # [filters, dim*k]
+        x = torch.addmm(self.conv.bias, windows.reshape(b * t * c, -1), weight.t()).view(b * t, c, -1)
+        x = x.masked_fill((flat == PAD_ID).unsqueeze(2), float("-inf")).amax(dim=1)
         return x.masked_fill(torch.isinf(x), 0.0).view(b, t, -1)
 
 
@@ -84,12 +90,31 @@ class BiLSTMTagger(nn.Module):
         )
         self.emit = nn.Linear(2 * config.hidden, len(config.tags))
         self.crf = CRF(config.tags) if config.crf else None
+        self.char_table: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def cache_char_features(self, word_chars: torch.Tensor) -> None:
+        """Precompute char features of every vocabulary word ([n_words, C] char ids, rows for
+        <PAD>/<UNK> ignored) for inference; then only unknown words run the char CNN.
+        Call again after the weights change; training never uses the cache."""
+        if self.chars is not None:
+            self.char_table = self.chars(word_chars.unsqueeze(0)).squeeze(0)
+
+    def _char_features(self, words: torch.Tensor, chars: torch.Tensor) -> torch.Tensor:
+        assert self.chars is not None
+        if self.training or self.char_table is None:
+            return self.chars(chars)
+        features = self.char_table[words]
+        unknown = words == UNK_ID
+        if unknown.any():
+            features[unknown] = self.chars(chars[unknown].unsqueeze(0)).squeeze(0)
+        return features
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Emission scores [B, T, n_tags]."""
         x = self.word_embed(words)
         if self.chars is not None:
-            x = torch.cat([x, self.chars(chars)], dim=2)
+            x = torch.cat([x, self._char_features(words, chars)], dim=2)
         x = self.dropout(x)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

@@ -26,9 +26,14 @@ class Tagger:
         path: str | Path | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        cache_chars: bool = True,
     ) -> None:
+        """``cache_chars=False`` for a model still being trained (the cache would go stale)."""
         self.model = model.eval()
         self.vocab = vocab
+        if cache_chars:
+            word_chars = torch.from_numpy(encode(vocab, vocab.words).chars).to(self.device)
+            model.cache_char_features(word_chars)
         self.path = Path(path) if path else None
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -69,6 +74,7 @@ class Tagger:
         plan = plan_batches(
             [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens
         )
+        self.model.eval()  # the model may be shared with a training loop that left it in train mode
         with torch.inference_mode():
             for indices in plan:
                 batch = collate(encoded, indices).to(self.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import data
@@ -45,6 +46,7 @@ class TrainConfig:
     clip: float = 5.0
     clip_per_tensor: bool = False  # the reference clips each tensor's norm, not the global one
     word_dropout: float = 0.05  # chance a training token is shown as <UNK>
+    ema_decay: float = 0.0  # >0: evaluate and keep an exponential moving average of the weights
     word_dim: int = 100
     char_dim: int = 30
     char_filters: int = 100
@@ -97,6 +99,7 @@ def _clip(model: torch.nn.Module, cfg: TrainConfig) -> None:
 
 def train_epoch(
     model: BiLSTMTagger,
+    averaged: AveragedModel | None,
     optimizer: torch.optim.Optimizer,
     encoded: Sequence[Encoded],
     cfg: TrainConfig,
@@ -121,6 +124,8 @@ def train_epoch(
             value.backward()
             _clip(model, cfg)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total += value.item()
             count += 1
             bar.set_postfix(loss=f"{total / count:.3f}")
@@ -175,7 +180,13 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     encoded = [encode(vocab, s.tokens, s.tags) for s in train_set]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 / cfg.lr_decay)
-    tagger = Tagger(model, vocab)
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if cfg.ema_decay
+        else None
+    )
+    final = averaged.module if averaged is not None else model  # the weights that get saved
+    tagger = Tagger(final, vocab, cache_chars=False)
     rng = random.Random(cfg.seed)
     print(
         f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
@@ -185,13 +196,13 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     history, best_f1, best_state, best_epoch = [], -1.0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        mean_loss = train_epoch(model, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{cfg.epochs}")
+        mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{cfg.epochs}")
         scheduler.step()
         dev_f1 = evaluate(tagger, dev_set)["default"]["f1"]
         improved = dev_f1 > best_f1
         if improved:
             best_f1, best_epoch = dev_f1, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(final.state_dict())
         history.append(
             {"epoch": epoch, "loss": mean_loss, "dev_f1": dev_f1, "seconds": time.perf_counter() - t0}
         )
@@ -204,7 +215,7 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
             print(f"early stop: no better dev F1 for {cfg.patience} epochs", flush=True)
             break
     assert best_state is not None
-    model.load_state_dict(best_state)
+    final.load_state_dict(best_state)
     dev_scores, test_scores = evaluate(tagger, dev_set), evaluate(tagger, test)
     metrics = {
         "dev": dev_scores,
@@ -223,7 +234,7 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
         "torch": torch.__version__,
     }
     out = Path(cfg.out) if cfg.out else default_out_dir()
-    save_model_dir(out, model, vocab, metrics)
+    save_model_dir(out, final, vocab, metrics)
     if not cfg.out:
         point_current(out)
     return out, metrics

@@ -1,0 +1,47 @@
+"""Jobs, tagged sentences, entities, model versions and evaluation runs in SQL (SQLite or
+PostgreSQL). Open a transaction with session_scope() and pass its session to the API
+functions; the schema is documented for users in docs/sql.md. Never imports model."""
+
+from .api import (
+    ChunkInfo,
+    EntityRow,
+    JobProgress,
+    NotFound,
+    add_sentences,
+    cancel_job,
+    claim_chunk,
+    create_chunks,
+    create_job,
+    evaluation_history,
+    finish_job_if_complete,
+    get_job,
+    get_model_version,
+    iter_job_entities,
+    iter_job_results,
+    job_is_cancelled,
+    job_progress,
+    latest_model_versions,
+    list_jobs,
+    load_chunk_sentences,
+    mark_chunk,
+    mark_chunk_failed,
+    record_evaluation,
+    register_model_version,
+    save_tagged_chunk,
+    set_job_status,
+    stale_chunks,
+)
+from .db import get_engine, session_scope
+from .engine import database_url
+from .migrate import current_revision, head_revision, upgrade
+from .schema import Chunk, Entity, EvaluationRun, Job, ModelVersion, Sentence
+
+__all__ = [
+    "Chunk", "ChunkInfo", "Entity", "EntityRow", "EvaluationRun", "Job", "JobProgress", "ModelVersion",
+    "NotFound", "Sentence", "add_sentences", "cancel_job", "claim_chunk", "create_chunks", "create_job",
+    "current_revision", "database_url", "evaluation_history", "finish_job_if_complete", "get_engine",
+    "get_job", "get_model_version", "head_revision", "iter_job_entities", "iter_job_results",
+    "job_is_cancelled", "job_progress", "latest_model_versions", "list_jobs", "load_chunk_sentences",
+    "mark_chunk", "mark_chunk_failed", "record_evaluation", "register_model_version",
+    "save_tagged_chunk", "session_scope", "set_job_status", "stale_chunks", "upgrade",
+]

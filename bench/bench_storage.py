@@ -1,0 +1,123 @@
+"""Bulk-write speed of storage/: add_sentences, then save_tagged_chunk of every chunk (one
+transaction each, as workers do), then reading the results back, on a fresh SQLite file
+and/or a fresh PostgreSQL database. Sentences and their gold entities come from the corpus
+test file, repeated up to --n. Prints one JSON object; rates are medians over --repeats.
+
+    .venv/bin/python bench/bench_storage.py --n 100000 --db both
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.corpus import read_corpus  # noqa: E402
+from model.data import default_test_file  # noqa: E402
+from model.spans import bio_spans  # noqa: E402
+from storage import (  # noqa: E402
+    EntityRow,
+    add_sentences,
+    create_chunks,
+    create_job,
+    get_engine,
+    iter_job_results,
+    save_tagged_chunk,
+    session_scope,
+)
+from storage.scratch import KINDS, scratch_database  # noqa: E402
+
+Example = tuple[list[str], list[str], list[tuple[str, int, int, str]]]  # tokens, tags, (label, start, end, text)
+
+
+def load_examples(path: Path) -> list[Example]:
+    examples = []
+    for s in read_corpus(path):
+        tags = s.tags or []
+        spans = [(sp.label, sp.start, sp.end, " ".join(s.tokens[sp.start : sp.end])) for sp in bio_spans(tags)]
+        examples.append((s.tokens, tags, spans))
+    return examples
+
+
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def one_run(url: str, examples: list[Example], n: int, chunk_size: int) -> dict[str, float]:
+    """Seconds for each phase of storing and reading one n-sentence job."""
+    with session_scope(url) as s:
+        job_id = create_job(s, name="bench", input_path="bench", input_sha256="0" * 64, input_format="bio").id
+
+    def add() -> None:
+        with session_scope(url) as s:
+            add_sentences(s, job_id, ((i, examples[i % len(examples)][0]) for i in range(n)))
+
+    seconds = {"add_sentences": timed(add)}
+    with session_scope(url) as s:
+        chunks = create_chunks(s, job_id, chunk_size)
+
+    seconds["save_tagged_chunk"] = 0.0
+    for chunk_idx, start, stop in chunks:
+        rows = [(i, examples[i % len(examples)]) for i in range(start, stop)]
+        tags = [(i, ex[1]) for i, ex in rows]
+        entities = [EntityRow(i, *span) for i, ex in rows for span in ex[2]]
+
+        def save() -> None:
+            with session_scope(url) as s:
+                save_tagged_chunk(s, job_id, chunk_idx, tags, entities)
+
+        seconds["save_tagged_chunk"] += timed(save)
+
+    def read() -> None:
+        with session_scope(url) as s:
+            assert sum(1 for _ in iter_job_results(s, job_id)) == n
+
+    seconds["iter_job_results"] = timed(read)
+    return seconds
+
+
+def bench(
+    kind: str, examples: list[Example], n: int, n_entities: int, chunk_size: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    with scratch_database(kind) as url:
+        get_engine(url)  # migrate outside the timings
+        runs = [one_run(url, examples, n, chunk_size) for _ in range(repeats)]
+    report = {}
+    for phase in runs[0]:
+        median = statistics.median(run[phase] for run in runs)
+        report[phase] = {"seconds": round(median, 3), "sentences_per_s": round(n / median)}
+        if phase == "save_tagged_chunk":
+            report[phase]["entity_rows_per_s"] = round(n_entities / median)
+    return report
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=100_000, help="sentences in the job")
+    p.add_argument("--db", choices=[*KINDS, "both"], default="both")
+    p.add_argument("--chunk-size", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--corpus", type=Path, help="BIO file to take sentences from (default: corpus test file)")
+    args = p.parse_args()
+
+    examples = load_examples(args.corpus or default_test_file())
+    n_entities = sum(len(examples[i % len(examples)][2]) for i in range(args.n))
+    result: dict[str, object] = {
+        "n_sentences": args.n, "n_entities": n_entities, "chunk_size": args.chunk_size, "repeats": args.repeats,
+    }
+    for kind in KINDS if args.db == "both" else (args.db,):
+        result[kind] = bench(kind, examples, args.n, n_entities, args.chunk_size, args.repeats)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""One engine per process and database, migrated on first use, and the session scope
+every caller works in."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .engine import database_url, make_engine, normalize_url
+from .migrate import upgrade
+
+
+@dataclass
+class _Entry:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pid: int
+
+
+_entries: dict[str, _Entry] = {}
+_lock = threading.Lock()
+
+
+def _entry(url: str | None) -> _Entry:
+    key = normalize_url(url or database_url()).render_as_string(hide_password=False)
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None:
+            upgrade(key)
+            engine = make_engine(key)
+            # expire_on_commit=False: rows returned by the API stay readable after the scope ends.
+            entry = _entries[key] = _Entry(engine, sessionmaker(engine, expire_on_commit=False), os.getpid())
+        elif entry.pid != os.getpid():
+            # A forked child (Celery prefork) must not share the parent's sockets or file handles:
+            # forget the inherited connections without closing them under the parent.
+            entry.engine.dispose(close=False)
+            entry.pid = os.getpid()
+        return entry
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for `url` (default: $NERQ_DATABASE_URL or var/nerqueue.db);
+    the first call in a process migrates the database to the latest schema."""
+    return _entry(url).engine
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session in one transaction: committed if the block succeeds, rolled back if it raises."""
+    with _entry(url).sessions.begin() as session:
+        yield session

@@ -1,0 +1,70 @@
+"""Which database, and an engine configured for it: SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"
+SQLITE_BUSY_TIMEOUT_S = 60  # writers queue up behind each other instead of failing "database is locked"
+
+
+def database_url() -> str:
+    """$NERQ_DATABASE_URL, else the SQLite file var/nerqueue.db in the repository."""
+    return os.environ.get("NERQ_DATABASE_URL") or DEFAULT_URL
+
+
+def normalize_url(url: str | URL) -> URL:
+    """A bare postgresql:// means psycopg 3 here (SQLAlchemy would pick psycopg2, not installed)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with its password masked, for messages."""
+    return normalize_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _dumps(value: Any) -> str:
+    # Readable non-ASCII tokens in raw SQL results (SQLite stores the JSON text as is).
+    return json.dumps(value, ensure_ascii=False)
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """A new engine (callers want db.get_engine(), which caches one per process)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True, **kwargs)
+
+    path = _sqlite_file(parsed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed, json_serializer=_dumps, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL: readers never block the writer; NORMAL sync is safe under WAL and much faster;
+        # SQLite enforces foreign keys (and their ON DELETE CASCADE) only when asked.
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    return engine

@@ -1,0 +1,187 @@
+"""The tables. Users query them directly (docs/sql.md), so names are plain and stable:
+change them only through a migration in storage/migrations/versions/."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    column,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+CHUNK_STATUSES = JOB_STATUSES
+EVALUATION_TRIGGERS = ("manual", "scheduled", "train")
+
+# JSONB on PostgreSQL (->, ->>, jsonb_each work on it), JSON text on SQLite (json_extract, json_each).
+# none_as_null: a Python None is SQL NULL, so `tags IS NULL` means "not tagged yet".
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """TIMESTAMPTZ on PostgreSQL, ISO text on SQLite; always UTC-aware in Python on both
+    (SQLite would otherwise hand back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _one_of(name: str, values: tuple[str, ...]) -> CheckConstraint:
+    return CheckConstraint(column(name).in_(values), name=name)
+
+
+class Base(DeclarativeBase):
+    # Stable constraint names on both databases, so migrations can refer to them.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class ModelVersion(Base):
+    """A trained model directory, registered once per weights file (sha256 is unique)."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    dev_f1: Mapped[float | None] = mapped_column(Float)
+    test_f1: Mapped[float | None] = mapped_column(Float)
+
+
+class Job(Base):
+    """One input file to tag. n_done and n_failed count sentences, kept exact by storage.api."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (_one_of("status", JOB_STATUSES),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued", index=True)
+    input_path: Mapped[str] = mapped_column(Text)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_format: Mapped[str] = mapped_column(String(16))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    n_sentences: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Sentence(Base):
+    """An input sentence; tags stays NULL until its chunk is written."""
+
+    __tablename__ = "sentences"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tokens: Mapped[list[str]] = mapped_column(JSONDocument)
+    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    tagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Entity(Base):
+    """One predicted span: tokens[start:end] of sentence (job_id, sentence_idx)."""
+
+    __tablename__ = "entities"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "sentence_idx"], ["sentences.job_id", "sentences.idx"], ondelete="CASCADE"
+        ),
+        Index(None, "job_id", "sentence_idx"),
+    )
+
+    # BIGINT on PostgreSQL (billions of spans over time); SQLite's rowid is already 64-bit.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(Integer)
+    sentence_idx: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(64), index=True)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Chunk(Base):
+    """A unit of queue work: sentences [start, stop) of a job. Its status drives idempotent
+    writes, failure counts, cancellation and the stale-chunk sweeper."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (
+        _one_of("status", CHUNK_STATUSES),
+        Index(None, "status", "updated_at"),
+    )
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[int] = mapped_column(Integer)
+    stop: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EvaluationRun(Base):
+    """Scores of a model version on a labelled data set; per_label maps a type to
+    {"precision", "recall", "f1", "support"} (percentages, like precision/recall/f1)."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (
+        _one_of("trigger", EVALUATION_TRIGGERS),
+        Index(None, "model_version_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    dataset: Mapped[str] = mapped_column(Text)
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_sentences: Mapped[int] = mapped_column(Integer)
+    precision: Mapped[float] = mapped_column(Float)
+    recall: Mapped[float] = mapped_column(Float)
+    f1: Mapped[float] = mapped_column(Float)
+    per_label: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    trigger: Mapped[str] = mapped_column(String(16))

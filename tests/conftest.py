@@ -1,0 +1,57 @@
+"""Fixtures shared across the suite: the real corpus, a small copy of it, and a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model import data
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / "bin"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    return data.find_corpus(download=False)
+
+
+@pytest.fixture(scope="session")
+def test_file(corpus_dir: Path) -> Path:
+    return corpus_dir / data.TEST_FILE
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
+    """The first 1,500 training sentences and the full test file: a model trains in seconds."""
+    out = tmp_path_factory.mktemp("data")
+    blocks = (corpus_dir / data.TRAIN_FILE).read_text(encoding="utf-8").split("\n\n")[:1500]
+    (out / data.TRAIN_FILE).write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    (out / data.TEST_FILE).write_bytes((corpus_dir / data.TEST_FILE).read_bytes())
+    return out
+
+
+TINY = dict(epochs=2, patience=2, word_dim=50, char_dim=16, char_filters=32, hidden=64, threads=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path) -> Path:
+    from model.train import preset_config, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train(preset_config("default", data_dir=str(small_data_dir), out=str(out), **TINY))
+    return out
+
+
+def run_bin(name: str, *args: str, input: str | None = None, env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a bin/ command as users do, from a neutral working directory."""
+    full_env = {**os.environ, "NERQ_PYTHON": sys.executable, **(env or {})}
+    return subprocess.run(
+        [str(BIN / name), *args], input=input, capture_output=True, text=True,
+        env=full_env, timeout=timeout, cwd=(env or {}).get("CWD"),
+    )

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from model import Tagger
+from model.checkpoint import ModelLoadError, load_model_dir
+from model.corpus import read_corpus
+from model.evaluation import evaluate
+from model.train import preset_config, train
+from tests.conftest import TINY
+
+
+def test_model_directory_contents(tiny_model):
+    names = sorted(p.name for p in tiny_model.iterdir())
+    assert names == ["config.json", "metrics.json", "model.safetensors", "vocab.json"]
+    assert not [p for p in tiny_model.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert config["crf"] is True and config["tags"][0] == "O" and len(config["tags"]) == 25
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    for split in ("dev", "test"):
+        for mode in ("default", "strict"):
+            assert 0 < metrics[split][mode]["f1"] <= 100
+        assert len(metrics[split]["default"]["per_label"]) == 12
+    assert len(metrics["corpus"]["train_sha256"]) == 64 and metrics["training_seconds"] > 0
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["train_config"]["hidden"] == TINY["hidden"]
+
+
+def test_weights_are_plain_safetensors(tiny_model):
+    raw = (tiny_model / "model.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])
+    assert "crf.transitions" in header and "lstm.weight_hh_l0" in header
+
+
+def test_roundtrip_tags_match_saved_scores(tiny_model, test_file):
+    tagger = Tagger.load(tiny_model, "cpu")
+    sentences = read_corpus(test_file)
+    result = evaluate(tagger, sentences)
+    saved = json.loads((tiny_model / "metrics.json").read_text())["test"]
+    assert result["default"]["f1"] == pytest.approx(saved["default"]["f1"], abs=1e-9)
+    assert result["strict"]["f1"] == pytest.approx(saved["strict"]["f1"], abs=1e-9)
+
+
+def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file):
+    tagger = Tagger.load(tiny_model, "cpu")
+    sentences = [s.tokens for s in read_corpus(test_file)]
+    reference = tagger.tag(sentences, batch_size=256)
+    assert len(reference) == 1953
+    assert [len(t) for t in reference] == [len(s) for s in sentences]
+    for batch_size, max_tokens in ((1, None), (7, None), (256, 300), (1953, 10**6)):
+        assert tagger.tag(sentences, batch_size=batch_size, max_tokens=max_tokens) == reference
+    # A sentence tagged alone, or among longer neighbours, gets the same tags.
+    assert tagger.tag([sentences[5]]) == [reference[5]]
+    assert tagger.tag([max(sentences, key=len), sentences[5]])[1] == reference[5]
+
+
+def test_tag_keeps_input_order_and_empty_sentences(tiny_model):
+    tagger = Tagger.load(tiny_model, "cpu")
+    out = tagger.tag([["a", "long", "query", "about", "sharks"], [], ["jaws"]], batch_size=1)
+    assert [len(t) for t in out] == [5, 0, 1]
+
+
+def test_tagging_imports_no_training_code(tiny_model):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from model import Tagger; t = Tagger.load(sys.argv[1], 'cpu'); t.tag([['jaws']]);"
+        "bad = [m for m in sys.modules if m in ('model.train', 'model.evaluation', 'seqeval')]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_model)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_broken_model_dirs_fail_clearly(tiny_model, tmp_path):
+    with pytest.raises(ModelLoadError, match="no model directory"):
+        load_model_dir(tmp_path / "missing", torch.device("cpu"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "vocab.json"):
+        (broken / name).write_bytes((tiny_model / name).read_bytes())
+    with pytest.raises(ModelLoadError, match="missing model.safetensors"):
+        load_model_dir(broken, torch.device("cpu"))
+    (broken / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="corrupt or mismatched weights"):
+        load_model_dir(broken, torch.device("cpu"))
+
+
+def test_pretrained_embeddings_are_used(small_data_dir, tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("3 4\nspielberg 1 2 3 4\nmovie 0.5 0.5 0.5 0.5\nzzzunseen 9 9 9 9\n")
+    cfg = preset_config(
+        "default", data_dir=str(small_data_dir), out=str(tmp_path / "m"), embeddings=str(vectors),
+        **{**TINY, "epochs": 1},
+    )
+    out, metrics = train(cfg)
+    model, vocab = load_model_dir(out, torch.device("cpu"))
+    assert model.config.word_dim == 4
+    assert metrics["train_config"]["embeddings"] == str(vectors)
+    assert vocab.word_id("zzzunseen") == 1  # only our words are taken from the file
+
+
+def test_embeddings_file_errors_name_the_line(small_data_dir, tmp_path):
+    from model.corpus import CorpusFormatError
+
+    vectors = tmp_path / "bad.txt"
+    vectors.write_text("movie 1 2 3\nfilm 1 2\n")
+    cfg = preset_config("default", data_dir=str(small_data_dir), out=str(tmp_path / "m"),
+                        embeddings=str(vectors), **TINY)
+    with pytest.raises(CorpusFormatError, match=r"bad.txt:2: 2 numbers, expected 3"):
+        train(cfg)
+
+
+def test_reference_preset_is_the_notebook_model():
+    cfg = preset_config("reference")
+    assert (cfg.word_dim, cfg.hidden, cfg.char_dim, cfg.crf) == (200, 200, 0, False)
+    assert (cfg.lr, cfg.lr_decay, cfg.clip, cfg.batch_size, cfg.epochs, cfg.dropout) == (
+        0.005, 1.414, 1.0, 32, 5, 0.5)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from model.batching import MAX_WORD_CHARS, collate, encode, iter_batches, plan_batches
+from model.vocab import PAD_ID, UNK_ID, Vocab
+
+SENTS = [(["Steve", "McQueen", "films"], ["B-Actor", "I-Actor", "O"]), (["jaws"], ["B-Plot"])]
+
+
+def test_vocab_build_roundtrip(tmp_path):
+    v = Vocab.build(SENTS)
+    assert v.words[:2] == ["<PAD>", "<UNK>"] and "mcqueen" in v.words
+    assert v.tags == ["O", "B-Actor", "I-Actor", "B-Plot", "I-Plot"]
+    assert v.word_id("STEVE") == v.word_id("steve") != UNK_ID
+    assert v.word_id("unseen") == UNK_ID and v.char_ids("é") == [UNK_ID]
+    v.save(tmp_path / "vocab.json")
+    again = Vocab.load(tmp_path / "vocab.json")
+    assert again == v and again.word_id("films") == v.word_id("films")
+    with pytest.raises(KeyError, match="B-Quote"):
+        v.tag_id("B-Quote")
+
+
+@pytest.mark.parametrize("batch_size,max_tokens", [(1, None), (3, None), (64, 20), (64, 1)])
+def test_plan_covers_every_index_once_within_limits(batch_size, max_tokens):
+    lengths = [random.Random(i).randint(1, 15) for i in range(50)]
+    plan = plan_batches(lengths, batch_size, max_tokens)
+    assert sorted(i for b in plan for i in b) == list(range(50))
+    for b in plan:
+        assert len(b) <= batch_size
+        if max_tokens and len(b) > 1:
+            assert len(b) * max(lengths[i] for i in b) <= max_tokens
+    shuffled = plan_batches(lengths, batch_size, max_tokens, random.Random(0))
+    assert sorted(i for b in shuffled for i in b) == list(range(50))
+
+
+def test_deterministic_plan_groups_by_length():
+    lengths = [5, 1, 5, 1, 9]
+    assert plan_batches(lengths, 2) == [[1, 3], [0, 2], [4]]
+
+
+def test_collate_pads_and_masks():
+    v = Vocab.build(SENTS)
+    long_word = "x" * (MAX_WORD_CHARS + 10)
+    enc = [encode(v, ["steve", long_word]), encode(v, ["jaws"], ["B-Plot"])]
+    enc[0].tags = None
+    b = collate([encode(v, ["steve", long_word], ["O", "O"]), enc[1]], [1, 0])
+    assert b.indices == [1, 0]
+    assert b.lengths.tolist() == [1, 2]
+    assert b.mask.tolist() == [[True, False], [True, True]]
+    assert b.words[0, 1].item() == PAD_ID and b.words[1, 1].item() == UNK_ID
+    assert b.chars.shape == (2, 2, MAX_WORD_CHARS)
+    assert (b.chars[0, 1] == PAD_ID).all()
+    assert b.tags is not None and b.tags[0, 0].item() == v.tag_id("B-Plot")
+    assert b.n_tokens == 3
+
+
+def test_iter_batches_yields_tensors():
+    v = Vocab.build(SENTS)
+    enc = [encode(v, t, g) for t, g in SENTS]
+    batches = list(iter_batches(enc, batch_size=1))
+    assert [b.words.shape[0] for b in batches] == [1, 1]
+    assert all(b.words.dtype == torch.long for b in batches)

@@ -1,0 +1,66 @@
+"""Migrations from an empty database produce exactly the ORM schema, on both databases."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.pool import NullPool
+
+import storage.engine
+from storage import create_job, current_revision, head_revision, session_scope, upgrade
+from storage.migrate import downgrade
+from storage.scratch import scratch_database
+from storage.schema import Base
+from storage_fakes import run_together
+
+TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
+
+
+def schema_of(url: str) -> tuple[set[str], list]:
+    """(table names, differences between the database and the ORM models)."""
+    engine = storage.engine.make_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        result = set(inspect(conn).get_table_names()), compare_metadata(context, Base.metadata)
+    engine.dispose()
+    return result
+
+
+def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str) -> None:
+    assert set(Base.metadata.tables) == TABLES
+    with scratch_database(kind) as url:
+        assert current_revision(url) is None
+        assert upgrade(url) == head_revision() == "0001"
+        tables, diff = schema_of(url)
+        assert tables == TABLES | {"alembic_version"}
+        assert diff == []
+        assert upgrade(url) == head_revision()  # already there: nothing to do
+
+        assert downgrade(url, "base") is None
+        assert schema_of(url)[0] == {"alembic_version"}
+        assert upgrade(url) == head_revision()
+        assert schema_of(url) == (TABLES | {"alembic_version"}, [])
+
+
+def test_first_use_migrates_an_empty_database(kind: str) -> None:
+    with scratch_database(kind) as url:
+        with session_scope(url) as session:
+            job = create_job(session, name="j", input_path="in.txt", input_sha256="0" * 64, input_format="text")
+        assert job.id is not None and job.status == "queued"
+        assert current_revision(url) == head_revision()
+
+
+def test_processes_starting_together_migrate_once(kind: str) -> None:
+    with scratch_database(kind) as url:
+        assert run_together(upgrade, (url,), (url,)) == [head_revision()] * 2
+        assert schema_of(url)[1] == []
+
+
+def test_database_url_default_and_override(monkeypatch) -> None:
+    monkeypatch.delenv("NERQ_DATABASE_URL", raising=False)
+    assert storage.engine.database_url() == f"sqlite:///{storage.engine.REPO_ROOT / 'var' / 'nerqueue.db'}"
+    monkeypatch.setenv("NERQ_DATABASE_URL", "postgresql://u:secret@db:5432/nerq")
+    assert storage.engine.database_url() == "postgresql://u:secret@db:5432/nerq"
+    assert storage.engine.normalize_url(storage.engine.database_url()).drivername == "postgresql+psycopg"
+    assert storage.engine.display_url(storage.engine.database_url()) == "postgresql+psycopg://u:***@db:5432/nerq"

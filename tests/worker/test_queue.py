@@ -1,0 +1,131 @@
+"""The main job through real Redis, real bin/worker processes and PostgreSQL, and in local mode."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import create_engine, text
+
+from model.checkpoint import weights_sha256
+from storage import get_engine
+from tests.conftest import run_bin
+
+
+def submit(env: dict, *args: str, timeout: float = 600):
+    return run_bin("submit", *args, env=env, timeout=timeout)
+
+
+def test_two_workers_share_a_job_and_match_bin_tag(start_worker, queue_env, queries_file, tiny_model):
+    workers = [start_worker(), start_worker()]
+    for w in workers:
+        w.wait_ready()
+    res = submit(queue_env, str(queries_file), "--chunk-size", "100", "--wait", "--json",
+                 "--queue", queue_env["NERQ_TEST_QUEUE"])
+    assert res.returncode == 0, res.stderr
+    job_id = int(res.stdout.splitlines()[0])
+    state = json.loads(res.stdout.splitlines()[-1])
+    assert state["status"] == "done" and state["n_done"] == 1953 and state["n_failed"] == 0
+    assert all(w.chunks_done() > 0 for w in workers), "both workers should have tagged chunks"
+    assert sum(w.chunks_done() for w in workers) == 20
+
+    results = run_bin("results", str(job_id), env=queue_env)
+    expected = run_bin("tag", "--model", str(tiny_model), str(queries_file))
+    assert results.returncode == 0 and expected.returncode == 0
+    assert results.stdout == expected.stdout
+
+    with get_engine(queue_env["NERQ_DATABASE_URL"]).connect() as conn:
+        untagged = conn.execute(text("SELECT count(*) FROM sentences WHERE job_id=:j AND tags IS NULL"),
+                                {"j": job_id}).scalar()
+        dup = conn.execute(text(
+            "SELECT count(*) FROM (SELECT sentence_idx, start FROM entities WHERE job_id=:j "
+            "GROUP BY sentence_idx, start HAVING count(*) > 1) d"), {"j": job_id}).scalar()
+        version = conn.execute(text(
+            "SELECT m.sha256 FROM jobs j JOIN model_versions m ON m.id = j.model_version_id WHERE j.id=:j"),
+            {"j": job_id}).scalar()
+    assert untagged == 0 and dup == 0
+    assert version == weights_sha256(tiny_model)
+
+    entities = run_bin("results", str(job_id), "--format", "entities", env=queue_env)
+    expected_entities = sum(
+        line.split("\t")[1].startswith("B-") for line in expected.stdout.splitlines() if "\t" in line
+    )
+    assert len(entities.stdout.splitlines()) - 1 == expected_entities
+
+
+def test_local_mode_on_sqlite_matches_bin_tag(tmp_path, queries_file, tiny_model):
+    env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'local.db'}", "NERQ_MODEL": str(tiny_model),
+           "NERQ_BROKER_URL": ""}
+    res = submit(env, str(queries_file), "--chunk-size", "500", "--json")
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0]
+    assert json.loads(res.stdout.splitlines()[-1])["n_done"] == 1953
+    results = run_bin("results", job_id, env=env)
+    expected = run_bin("tag", "--model", str(tiny_model), str(queries_file))
+    assert results.stdout == expected.stdout
+    jsonl = run_bin("results", job_id, "--format", "jsonl", env=env)
+    first = json.loads(jsonl.stdout.splitlines()[0])
+    assert first["idx"] == 0 and len(first["tags"]) == len(first["tokens"])
+    status = run_bin("status", job_id, env=env)
+    assert "done" in status.stdout and "tagged 1953" in status.stdout
+
+
+def test_bad_inputs_fail_clearly_and_leave_no_live_job(tmp_path, tiny_model):
+    db = tmp_path / "bad.db"
+    env = {"NERQ_DATABASE_URL": f"sqlite:///{db}", "NERQ_MODEL": str(tiny_model), "NERQ_BROKER_URL": ""}
+    cases = {
+        "empty.txt": (b"", "text", "no sentences"),
+        "binary.bin": (bytes(range(256)) * 4, "text", "binary data"),
+        "latin1.txt": (b"good query\nbad caf\xe9 query\n", "text", ":2: invalid UTF-8"),
+        "broken.bio": (b"B-Actor\tsteve\nmcqueen\n", "bio", ":2: one column"),
+        "huge.txt": (b"fine\n" + b"tok " * 100_000 + b"\n", "text", ":2: sentence has 100000 tokens"),
+    }
+    for name, (content, fmt, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        started = time.monotonic()
+        res = submit(env, str(path), "--format", fmt)
+        assert res.returncode == 2, (name, res.stderr)
+        assert str(path) in res.stderr and message in res.stderr, (name, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert time.monotonic() - started < 60
+    missing = submit(env, str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "nope.txt: no such file" in missing.stderr
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, n_sentences, error FROM jobs")).all()
+        sentences = conn.execute(text("SELECT count(*) FROM sentences")).scalar()
+    assert rows and all(status == "failed" and error for status, _, error in rows)
+    assert sentences == 0  # the rejected files' sentences were rolled back
+
+
+def test_submit_fails_fast_when_redis_is_down(tmp_path, queries_file, tiny_model):
+    db = tmp_path / "nobroker.db"
+    env = {"NERQ_DATABASE_URL": f"sqlite:///{db}", "NERQ_MODEL": str(tiny_model),
+           "NERQ_BROKER_URL": "redis://127.0.0.1:1/0"}
+    started = time.monotonic()
+    res = submit(env, str(queries_file))
+    assert time.monotonic() - started < 30
+    assert res.returncode == 2 and "cannot reach the broker" in res.stderr
+    assert not db.exists() or create_engine(f"sqlite:///{db}").connect().execute(
+        text("SELECT count(*) FROM jobs")).scalar() == 0
+
+
+def test_missing_model_is_a_clear_error(tmp_path, queries_file):
+    env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}", "NERQ_MODEL": str(tmp_path / "none"),
+           "NERQ_BROKER_URL": ""}
+    res = submit(env, str(queries_file))
+    assert res.returncode == 2 and "no model here" in res.stderr
+
+
+def test_cancel_and_status(tmp_path, queries_file, tiny_model):
+    env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "NERQ_MODEL": str(tiny_model),
+           "NERQ_BROKER_URL": ""}
+    res = submit(env, str(queries_file), "--chunk-size", "1000")
+    job_id = res.stdout.splitlines()[0]
+    again = run_bin("cancel", job_id, env=env)
+    assert again.returncode == 1 and "already done" in again.stdout
+    listing = run_bin("status", env=env)
+    assert job_id in listing.stdout and "queries.txt" in listing.stdout
+    unknown = run_bin("status", "999", env=env)
+    assert unknown.returncode == 2 and "999" in unknown.stderr

@@ -1,0 +1,50 @@
+"""What every command shares: logging set-up and turning known errors into one clear line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from model.checkpoint import ModelLoadError
+from model.corpus import CorpusFormatError
+from model.data import CorpusNotFound
+from storage import NotFound
+
+from ..errors import BrokerUnavailable
+
+# Errors a user can fix from the message alone: no traceback, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CorpusFormatError,
+    CorpusNotFound,
+    ModelLoadError,
+    BrokerUnavailable,
+    NotFound,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(main: Callable[[list[str] | None], int], prog: str, argv: list[str] | None = None) -> int:
+    """Run a command's main, printing user errors as `prog: error: message`."""
+    try:
+        return main(argv)
+    except USER_ERRORS as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `bin/results 1 | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

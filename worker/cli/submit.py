@@ -1,0 +1,93 @@
+"""bin/submit: tag a bulk file of queries as a job; prints the job id.
+
+With NERQ_BROKER_URL set, chunks go through Redis to workers (bin/worker); without it they are
+tagged in this process (the embedded mode: SQLite and no services needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from tqdm import tqdm
+
+import storage
+from model.corpus import FORMATS
+
+from ..settings import Settings
+from ..submit import check_broker, create_job, enqueue, run_locally
+from .common import run, setup_logging
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bin/submit", description=__doc__)
+    p.add_argument("input", help="file of queries")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text: one query per line (default); bio/conll: labelled, tags ignored; "
+                        'jsonl: {"tokens": [...]} or {"text": "..."} per line')
+    p.add_argument("--name", help="job name (default: the file name)")
+    p.add_argument("--model", help="model directory (default: $NERQ_MODEL or var/models/current)")
+    p.add_argument("--chunk-size", type=int, help="sentences per task (default: $NERQ_CHUNK_SIZE or 1000)")
+    p.add_argument("--queue", help="Celery queue to route this job to (e.g. gpu, cpu)")
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
+    return p
+
+
+def progress_dict(job_id: int) -> dict:
+    with storage.session_scope() as session:
+        p = storage.job_progress(session, job_id)
+    return {
+        "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
+        "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
+        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors],
+    }
+
+
+def wait(job_id: int, total: int, poll: float = 0.5) -> dict:
+    with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+        while True:
+            state = progress_dict(job_id)
+            bar.update(state["n_done"] + state["n_failed"] - bar.n)
+            if state["status"] in FINISHED:
+                return state
+            time.sleep(poll)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging()
+    settings = Settings.from_env()
+    if settings.broker_url:
+        check_broker()
+    with tqdm(desc="reading", unit="sent", file=sys.stderr, disable=None) as reading:
+        job_id, chunks = create_job(
+            args.input, args.format, name=args.name, model_dir=args.model or settings.model,
+            chunk_size=args.chunk_size or settings.chunk_size,
+            on_sentences=lambda n: reading.update(n - reading.n),
+        )
+    total = chunks[-1][2] if chunks else 0
+    print(job_id, flush=True)
+    if settings.broker_url:
+        enqueue(job_id, chunks, args.queue)
+        if not args.wait:
+            print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
+            return 0
+        state = wait(job_id, total)
+    else:
+        with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+            run_locally(job_id, chunks, settings, on_chunk=bar.update)
+        state = progress_dict(job_id)
+    if args.json:
+        print(json.dumps(state))
+    print(f"job {job_id} {state['status']}: {state['n_done']} tagged, {state['n_failed']} failed",
+          file=sys.stderr)
+    return 0 if state["status"] == "done" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main, "bin/submit"))

@@ -1,0 +1,56 @@
+"""Model directories as registered model versions: the bridge between model/ and storage/."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+import storage
+from model import Tagger
+from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
+
+_cache: dict[tuple[str, str], Tagger] = {}
+_lock = threading.Lock()
+
+
+def register_model_dir(session: Session, model_dir: str | Path) -> storage.ModelVersion:
+    """The model version row of a directory (created on first sight, keyed by weights sha256)."""
+    path = Path(model_dir).resolve()  # var/models/current resolves to the versioned directory
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{model_dir}: no model here (train one with bin/train, or set NERQ_MODEL)")
+    metrics = read_metrics(path)
+    return storage.register_model_version(
+        session,
+        name=path.name,
+        path=str(path),
+        sha256=weights_sha256(path),
+        config=json.loads((path / "config.json").read_text(encoding="utf-8")),
+        dev_f1=metrics.get("dev", {}).get("default", {}).get("f1"),
+        test_f1=metrics.get("test", {}).get("default", {}).get("f1"),
+    )
+
+
+def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
+    """A tagger for a registered version, loaded once per process and checked against the
+    registered weights hash, so a replaced or tampered file is refused, never used."""
+    key = (path, sha256)
+    with _lock:
+        tagger = _cache.get(key)
+        if tagger is None:
+            found = weights_sha256(path) if Path(path, "model.safetensors").is_file() else None
+            if found != sha256:
+                raise ModelLoadError(
+                    f"{path}: weights sha256 {found or '(missing)'} does not match the registered "
+                    f"{sha256}; refusing to tag with it"
+                )
+            tagger = _cache[key] = Tagger.load(path, device)
+        return tagger
+
+
+def preload(model_dir: str | Path, device: str = "auto") -> Tagger:
+    """Load a model directory into this process's cache, keyed as jobs will ask for it."""
+    path = str(Path(model_dir).resolve())
+    return load_tagger(path, weights_sha256(path), device)

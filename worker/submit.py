@@ -1,0 +1,105 @@
+"""Submitting a bulk file: stream it into SQL, cut it into chunks, and queue or run them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import storage
+from model.corpus import CorpusFormatError, read_sentences
+from model.data import file_sha256
+
+from .chunks import fail_chunk, run_chunk
+from .errors import BrokerUnavailable
+from .registry import register_model_dir
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def check_broker() -> None:
+    """Fail fast, before any job exists, when the queue cannot be reached."""
+    from .celery_app import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+    except Exception as exc:
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {app.conf.broker_url} ({exc}); start Redis, or unset "
+            "NERQ_BROKER_URL to tag in this process"
+        ) from None
+
+
+def create_job(
+    input_path: str,
+    fmt: str,
+    *,
+    name: str | None,
+    model_dir: str,
+    chunk_size: int,
+    on_sentences: Callable[[int], None] = lambda n: None,
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """Store the input as a queued job with its chunks; returns (job id, chunks).
+
+    The file is validated while it streams in. A bad line rolls its sentences back and leaves
+    the job `failed` with the error (file, line, cause), never a job that looks queued or done.
+    """
+    path = Path(input_path)
+    if not path.is_file():
+        raise CorpusFormatError(str(path), 0, "no such file" if not path.exists() else "not a regular file")
+    digest = file_sha256(path)
+    with storage.session_scope() as session:
+        version = register_model_dir(session, model_dir)
+        job = storage.create_job(
+            session, name=name or path.name, input_path=str(path.resolve()), input_sha256=digest,
+            input_format=fmt, model_version_id=version.id,
+        )
+        job_id = job.id
+    try:
+        with storage.session_scope() as session:
+            def numbered():
+                for idx, sentence in enumerate(read_sentences(path, fmt)):
+                    if idx % 10_000 == 0:
+                        on_sentences(idx)
+                    yield idx, sentence.tokens
+
+            n = storage.add_sentences(session, job_id, numbered())
+            on_sentences(n)
+            chunks = storage.create_chunks(session, job_id, chunk_size)
+    except BaseException as exc:
+        with storage.session_scope() as session:
+            storage.set_job_status(session, job_id, "failed", f"input rejected: {exc}")
+        raise
+    log.info("job %d: %d sentences in %d chunks", job_id, n, len(chunks))
+    return job_id, chunks
+
+
+def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str | None = None) -> None:
+    from .tasks import tag_chunk
+
+    try:
+        for chunk_idx, _, _ in chunks:
+            tag_chunk.apply_async((job_id, chunk_idx), queue=queue, retry=True,
+                                  retry_policy={"max_retries": 3, "interval_start": 0.5})
+    except Exception as exc:
+        with storage.session_scope() as session:
+            storage.set_job_status(session, job_id, "failed", f"could not enqueue chunks: {exc}")
+        raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from None
+
+
+def run_locally(
+    job_id: int, chunks: list[tuple[int, int, int]], settings: Settings,
+    on_chunk: Callable[[int], None] = lambda n: None,
+) -> None:
+    """The embedded mode: the same chunk task, in this process, one chunk after another."""
+    for chunk_idx, start, stop in chunks:
+        try:
+            outcome = run_chunk(job_id, chunk_idx, settings.device)
+            if outcome.status == "cancelled":
+                return
+        except Exception as exc:
+            log.error("job %d chunk %d failed: %s", job_id, chunk_idx, exc)
+            fail_chunk(job_id, chunk_idx, f"{type(exc).__name__}: {exc}")
+        on_chunk(stop - start)
