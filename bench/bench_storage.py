@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy.orm import Session  # noqa: E402
+
 from model.corpus import read_corpus  # noqa: E402
 from model.data import default_test_file  # noqa: E402
 from model.spans import bio_spans  # noqa: E402
@@ -45,22 +47,24 @@ def load_examples(path: Path) -> list[Example]:
     return examples
 
 
-def timed(work: Callable[[], object]) -> float:
+def timed(url: str, work: Callable[..., object], *args: object) -> float:
+    """Seconds to run work(session, *args) in its own transaction, commit included."""
     start = time.perf_counter()
-    work()
+    with session_scope(url) as session:
+        work(session, *args)
     return time.perf_counter() - start
+
+
+def read_all(session: Session, job_id: int, n: int) -> None:
+    assert sum(1 for _ in iter_job_results(session, job_id)) == n
 
 
 def one_run(url: str, examples: list[Example], n: int, chunk_size: int) -> dict[str, float]:
     """Seconds for each phase of storing and reading one n-sentence job."""
     with session_scope(url) as s:
         job_id = create_job(s, name="bench", input_path="bench", input_sha256="0" * 64, input_format="bio").id
-
-    def add() -> None:
-        with session_scope(url) as s:
-            add_sentences(s, job_id, ((i, examples[i % len(examples)][0]) for i in range(n)))
-
-    seconds = {"add_sentences": timed(add)}
+    sentences = ((i, examples[i % len(examples)][0]) for i in range(n))
+    seconds = {"add_sentences": timed(url, add_sentences, job_id, sentences)}
     with session_scope(url) as s:
         chunks = create_chunks(s, job_id, chunk_size)
 
@@ -69,18 +73,9 @@ def one_run(url: str, examples: list[Example], n: int, chunk_size: int) -> dict[
         rows = [(i, examples[i % len(examples)]) for i in range(start, stop)]
         tags = [(i, ex[1]) for i, ex in rows]
         entities = [EntityRow(i, *span) for i, ex in rows for span in ex[2]]
+        seconds["save_tagged_chunk"] += timed(url, save_tagged_chunk, job_id, chunk_idx, tags, entities)
 
-        def save() -> None:
-            with session_scope(url) as s:
-                save_tagged_chunk(s, job_id, chunk_idx, tags, entities)
-
-        seconds["save_tagged_chunk"] += timed(save)
-
-    def read() -> None:
-        with session_scope(url) as s:
-            assert sum(1 for _ in iter_job_results(s, job_id)) == n
-
-    seconds["iter_job_results"] = timed(read)
+    seconds["iter_job_results"] = timed(url, read_all, job_id, n)
     return seconds
 
 

@@ -41,12 +41,13 @@ class TrainConfig:
     patience: int = 5  # epochs without a better dev F1 before stopping
     dev_fraction: float = 0.1
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 3e-3
     lr_decay: float = 1.0  # divide the learning rate by this after every epoch
     clip: float = 5.0
     clip_per_tensor: bool = False  # the reference clips each tensor's norm, not the global one
-    word_dropout: float = 0.05  # chance a training token is shown as <UNK>
-    ema_decay: float = 0.0  # >0: evaluate and keep an exponential moving average of the weights
+    word_dropout: float = 0.1  # chance a training token is shown as <UNK>
+    ema_decay: float = 0.999  # >0: evaluate and keep an exponential moving average of the weights
+    refit: bool = True  # after early stopping, retrain on train+dev for the best epoch count
     word_dim: int = 100
     char_dim: int = 30
     char_filters: int = 100
@@ -64,6 +65,7 @@ PRESETS: dict[str, dict] = {
     "reference": dict(
         epochs=5, patience=5, batch_size=32, lr=0.005, lr_decay=1.414, clip=1.0, clip_per_tensor=True,
         word_dropout=0.0, word_dim=200, char_dim=0, hidden=200, layers=1, dropout=0.5, crf=False,
+        ema_decay=0.0, refit=False,
     ),
 }
 
@@ -146,38 +148,29 @@ def point_current(model_dir: Path) -> Path:
     return current
 
 
-def train(cfg: TrainConfig) -> tuple[Path, dict]:
-    """Train, evaluate on dev and test, write the model directory; returns (dir, metrics)."""
-    started = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def _fit(
+    cfg: TrainConfig,
+    vocab: Vocab,
+    sentences: Sequence[Sentence],
+    device: torch.device,
+    epochs: int,
+    dev_set: Sequence[Sentence] = (),
+) -> tuple[BiLSTMTagger, list[dict], int]:
+    """Train a fresh model for up to ``epochs``; with a dev set, stop early and keep the best
+    epoch's weights. Returns (model with the kept weights, per-epoch history, kept epoch)."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    corpus = data.find_corpus(cfg.data_dir)
-    train_file, test_file = corpus / data.TRAIN_FILE, corpus / data.TEST_FILE
-    train_all, test = read_corpus(train_file), read_corpus(test_file)
-    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
-    if not dev_set:
-        raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
-    vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
     model_cfg = ModelConfig(
-        n_words=len(vocab.words),
-        n_chars=len(vocab.chars),
-        tags=vocab.tags,
+        n_words=len(vocab.words), n_chars=len(vocab.chars), tags=vocab.tags,
         word_dim=embedding_dim(cfg.embeddings) if cfg.embeddings else cfg.word_dim,
-        char_dim=cfg.char_dim,
-        char_filters=cfg.char_filters,
-        hidden=cfg.hidden,
-        layers=cfg.layers,
-        dropout=cfg.dropout,
-        crf=cfg.crf,
+        char_dim=cfg.char_dim, char_filters=cfg.char_filters, hidden=cfg.hidden, layers=cfg.layers,
+        dropout=cfg.dropout, crf=cfg.crf,
     )
     model = BiLSTMTagger(model_cfg)
     if cfg.embeddings:
         found = fill_embeddings(cfg.embeddings, model.word_embed.weight, vocab)
         print(f"pretrained vectors for {found} of {len(vocab.words)} words", flush=True)
     model.to(device)
-    encoded = [encode(vocab, s.tokens, s.tags) for s in train_set]
+    encoded = [encode(vocab, s.tokens, s.tags) for s in sentences]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 / cfg.lr_decay)
     averaged = (
@@ -188,40 +181,64 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     final = averaged.module if averaged is not None else model  # the weights that get saved
     tagger = Tagger(final, vocab, cache_chars=False)
     rng = random.Random(cfg.seed)
+    history: list[dict] = []
+    best_f1, best_state, best_epoch = -1.0, None, 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{epochs}")
+        scheduler.step()
+        row = {"epoch": epoch, "loss": mean_loss}
+        note = ""
+        if dev_set:
+            row["dev_f1"] = evaluate(tagger, dev_set)["default"]["f1"]
+            if row["dev_f1"] > best_f1:
+                best_f1, best_epoch, note = row["dev_f1"], epoch, "  *best"
+                best_state = copy.deepcopy(final.state_dict())
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        dev_text = f"  dev F1 {row['dev_f1']:6.2f}" if dev_set else ""
+        print(f"epoch {epoch:>2}/{epochs}  loss {mean_loss:8.3f}{dev_text}{note}  ({row['seconds']:.0f}s)", flush=True)
+        if dev_set and epoch - best_epoch >= cfg.patience:
+            print(f"early stop: no better dev F1 for {cfg.patience} epochs", flush=True)
+            break
+    if best_state is not None:
+        final.load_state_dict(best_state)
+    return final, history, best_epoch or epochs
+
+
+def train(cfg: TrainConfig) -> tuple[Path, dict]:
+    """Train, evaluate on dev and test, write the model directory; returns (dir, metrics)."""
+    started = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    corpus = data.find_corpus(cfg.data_dir)
+    train_file, test_file = corpus / data.TRAIN_FILE, corpus / data.TEST_FILE
+    train_all, test = read_corpus(train_file), read_corpus(test_file)
+    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
+    if not dev_set:
+        raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
     print(
         f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
         f"preset {cfg.preset}, up to {cfg.epochs} epochs",
         flush=True,
     )
-    history, best_f1, best_state, best_epoch = [], -1.0, None, 0
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{cfg.epochs}")
-        scheduler.step()
-        dev_f1 = evaluate(tagger, dev_set)["default"]["f1"]
-        improved = dev_f1 > best_f1
-        if improved:
-            best_f1, best_epoch = dev_f1, epoch
-            best_state = copy.deepcopy(final.state_dict())
-        history.append(
-            {"epoch": epoch, "loss": mean_loss, "dev_f1": dev_f1, "seconds": time.perf_counter() - t0}
-        )
-        print(
-            f"epoch {epoch:>2}/{cfg.epochs}  loss {mean_loss:8.3f}  dev F1 {dev_f1:6.2f}"
-            f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)",
-            flush=True,
-        )
-        if epoch - best_epoch >= cfg.patience:
-            print(f"early stop: no better dev F1 for {cfg.patience} epochs", flush=True)
-            break
-    assert best_state is not None
-    final.load_state_dict(best_state)
-    dev_scores, test_scores = evaluate(tagger, dev_set), evaluate(tagger, test)
+    vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
+    model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set)
+    dev_scores = evaluate(Tagger(model, vocab, cache_chars=False), dev_set)
+    refit_history: list[dict] = []
+    if cfg.refit:
+        print(f"refit: training on all {len(train_all)} sentences for {best_epoch} epochs "
+              "(the best count on dev)", flush=True)
+        vocab = Vocab.build((s.tokens, s.tags) for s in train_all)
+        model, refit_history, _ = _fit(cfg, vocab, train_all, device, best_epoch)
+    test_scores = evaluate(Tagger(model, vocab, cache_chars=False), test)
     metrics = {
-        "dev": dev_scores,
+        "dev": dev_scores,  # before any refit: the refit model has seen the dev sentences
         "test": test_scores,
         "best_epoch": best_epoch,
         "epochs": history,
+        "refit_epochs": refit_history,
         "training_seconds": time.perf_counter() - started,
         "corpus": {
             "train": str(train_file),
@@ -234,7 +251,7 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
         "torch": torch.__version__,
     }
     out = Path(cfg.out) if cfg.out else default_out_dir()
-    save_model_dir(out, final, vocab, metrics)
+    save_model_dir(out, model, vocab, metrics)
     if not cfg.out:
         point_current(out)
     return out, metrics

@@ -4,11 +4,12 @@ storage.db.session_scope) and never commit themselves, so callers choose the tra
 Records users create (ModelVersion, Job, EvaluationRun) come back as ORM rows; state read
 for a decision or a display (ChunkInfo, JobProgress) comes back as frozen dataclasses.
 
-Concurrency: several worker processes write chunks of one job at once. Every writing
-function's first statement is an UPDATE/INSERT, which on PostgreSQL locks the row it needs
-before anything is read and on SQLite takes the database's write lock (so the snapshot
-cannot go stale). Locks are taken chunk row before job row, never the other way round,
-so two writers cannot deadlock; counters move by atomic `n = n + k` updates.
+Concurrency: several worker processes write chunks of one job at once. A function that
+reads a row to decide how to change it (save_tagged_chunk, the chunk state changes) first
+UPDATEs that row: on PostgreSQL that locks it before anything is read, on SQLite it takes
+the database's write lock (so its snapshot cannot go stale). Locks are taken chunk row
+before job row, never the other way round, so writers cannot deadlock; counters move by
+atomic `n = n + k` updates, and finishing a job is one conditional UPDATE of its row.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .bulk import insert_rows
 from .schema import (
     CHUNK_STATUSES,
     EVALUATION_TRIGGERS,
     JOB_STATUSES,
+    Base,
     Chunk,
     Entity,
     EvaluationRun,
@@ -99,6 +102,10 @@ def _insert_or_ignore(session: Session, entity: type[Any]) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in the session's dialect (both spell it the same)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(entity).on_conflict_do_nothing()
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -185,13 +192,11 @@ def list_jobs(session: Session, limit: int = 20, status: str | None = None) -> l
 def add_sentences(
     session: Session, job_id: int, sentences: Iterable[tuple[int, list[str]]], batch_size: int = 5000
 ) -> int:
-    """Store (idx, tokens) pairs as they stream in, batch_size rows per multi-row INSERT, so a
-    huge input never sits in memory; adds their number to jobs.n_sentences and returns it."""
+    """Store (idx, tokens) pairs as they stream in, batch_size rows per bulk insert, so a huge
+    input never sits in memory; adds their number to jobs.n_sentences and returns it."""
     count = 0
     for batch in _batches(sentences, batch_size):
-        session.execute(
-            insert(Sentence.__table__), [{"job_id": job_id, "idx": idx, "tokens": tokens} for idx, tokens in batch]
-        )
+        insert_rows(session, _table(Sentence), ("job_id", "idx", "tokens"), [(job_id, *s) for s in batch])
         count += len(batch)
     session.execute(update(Job).where(Job.id == job_id).values(n_sentences=Job.n_sentences + count))
     return count
@@ -212,7 +217,7 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
     if ranges:
         now = utcnow()
         session.execute(
-            insert(Chunk.__table__),
+            insert(Chunk),
             [{"job_id": job_id, "chunk_idx": i, "start": a, "stop": b, "updated_at": now} for i, a, b in ranges],
         )
     return ranges
@@ -326,10 +331,10 @@ def stale_chunks(
     return [ChunkInfo(**row._mapping) for row in session.execute(stmt)]
 
 
-_ENTITY_KEYS = ("job_id", *EntityRow._fields)
+_ENTITY_COLUMNS = ("job_id", *EntityRow._fields)
 # Core, not the ORM's bulk update: per-row ORM bookkeeping would cost more than the database.
-_SENTENCES = Sentence.__table__.c
-_TAG_SENTENCE = update(Sentence.__table__).where(
+_SENTENCES = _table(Sentence).c
+_TAG_SENTENCE = update(_table(Sentence)).where(
     _SENTENCES.job_id == bindparam("b_job_id"), _SENTENCES.idx == bindparam("b_idx")
 )
 
@@ -350,8 +355,8 @@ def save_tagged_chunk(
     by_idx = dict(tags)
     if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
         raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
-    rows = [dict(zip(_ENTITY_KEYS, (job_id, *e))) for e in entities]
-    if any(not chunk.start <= r["sentence_idx"] < chunk.stop for r in rows):
+    rows = [(job_id, *e) for e in entities]
+    if any(not chunk.start <= row[1] < chunk.stop for row in rows):
         raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
 
     in_chunk = (Sentence.job_id == job_id, Sentence.idx >= chunk.start, Sentence.idx < chunk.stop)
@@ -359,14 +364,15 @@ def save_tagged_chunk(
         select(func.count()).select_from(Sentence).where(*in_chunk, Sentence.tags.is_(None))
     ) or 0
     now = utcnow()
-    session.execute(_TAG_SENTENCE, [{"b_job_id": job_id, "b_idx": i, "tags": t, "tagged_at": now} for i, t in by_idx.items()])
+    session.execute(
+        _TAG_SENTENCE, [{"b_job_id": job_id, "b_idx": i, "tags": t, "tagged_at": now} for i, t in by_idx.items()]
+    )
     session.execute(
         delete(Entity).where(
             Entity.job_id == job_id, Entity.sentence_idx >= chunk.start, Entity.sentence_idx < chunk.stop
         )
     )
-    if rows:
-        session.execute(insert(Entity.__table__), rows)
+    insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
     session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(status="done", error=None))
     _add_to_counters(session, job_id, done=newly_tagged, failed=_failed_delta(chunk.status, "done", chunk.size))
     return newly_tagged
@@ -383,7 +389,7 @@ def set_job_status(session: Session, job_id: int, status: str, error: str | None
     if status == "running":
         values["started_at"] = func.coalesce(Job.started_at, now)
     values["finished_at"] = now if status in FINISHED else None
-    if session.execute(update(Job).where(Job.id == job_id).values(**values)).rowcount != 1:
+    if session.execute(update(Job).where(Job.id == job_id).values(**values).returning(Job.id)).first() is None:
         raise NotFound(f"no job {job_id}")
 
 
@@ -411,10 +417,13 @@ def cancel_job(session: Session, job_id: int) -> bool:
         .where(Chunk.job_id == job_id, Chunk.status.in_(ACTIVE))
         .values(status="cancelled", updated_at=now)
     )
-    result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE)).values(status="cancelled", finished_at=now)
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(status="cancelled", finished_at=now)
+        .returning(Job.id)
     )
-    return result.rowcount == 1
+    return cancelled.first() is not None
 
 
 def job_is_cancelled(session: Session, job_id: int) -> bool:
@@ -434,7 +443,8 @@ def job_progress(session: Session, job_id: int, max_errors: int = 5) -> JobProgr
     )
     return JobProgress(
         id=job.id, name=job.name, status=job.status, n_sentences=job.n_sentences, n_done=job.n_done,
-        n_failed=job.n_failed, chunks={status: n for status, n in chunks}, chunk_errors=[(i, e or "") for i, e in errors],
+        n_failed=job.n_failed, chunks={status: n for status, n in chunks},
+        chunk_errors=[(i, e or "") for i, e in errors],
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, error=job.error,
     )
 

@@ -40,7 +40,7 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def _dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     # Readable non-ASCII tokens in raw SQL results (SQLite stores the JSON text as is).
     return json.dumps(value, ensure_ascii=False)
 
@@ -49,13 +49,13 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """A new engine (callers want db.get_engine(), which caches one per process)."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True, **kwargs)
+        return create_engine(parsed, json_serializer=json_dumps, pool_pre_ping=True, **kwargs)
 
     path = _sqlite_file(parsed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        parsed, json_serializer=_dumps, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs
+        parsed, json_serializer=json_dumps, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs
     )
 
     @event.listens_for(engine, "connect")

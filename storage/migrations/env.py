@@ -1,7 +1,7 @@
 """Alembic environment: storage.migrate hands over a connection that already holds the
 migration lock and a transaction."""
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -9,7 +9,7 @@ from alembic import context
 from storage.schema import Base, UTCDateTime
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Generated migrations spell storage's column types in plain SQLAlchemy: a migration
     must not import live code that may change after it."""
     if type_ != "type":

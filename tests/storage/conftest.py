@@ -10,8 +10,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from storage import get_engine, session_scope
-from storage.scratch import KINDS, scratch_database
 from storage.schema import Base
+from storage.scratch import KINDS, scratch_database
 
 
 @pytest.fixture(scope="session", params=KINDS)

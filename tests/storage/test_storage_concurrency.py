@@ -6,10 +6,10 @@ import multiprocessing
 from typing import Any
 
 from sqlalchemy import func, select
+from storage_fakes import make_job, run_together, write_chunks
 
 from storage import get_engine, get_job, session_scope
 from storage.schema import Entity
-from storage_fakes import make_job, run_together, write_chunks
 
 
 def final_state(url: str, job_id: int) -> tuple[str, int, int, int, int]:

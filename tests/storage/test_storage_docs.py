@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from storage_fakes import make_job, sentence, write_chunk
 
 from storage import claim_chunk, mark_chunk_failed, record_evaluation, register_model_version
-from storage_fakes import make_job, sentence, write_chunk
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sql.md"
 QUERY = re.compile(r"```sql\n-- (\w+)(?:, (SQLite|PostgreSQL))?\n(.*?)```", re.S)
-QUERIES: dict[str, dict[str, str]] = {}  # name -> {"sqlite"/"postgresql"/"" for both: the block as written}
+QUERIES: dict[str, dict[str, str]] = {}  # name -> {"sqlite", "postgresql" or "" (both): the block as written}
 for match in QUERY.finditer(DOC.read_text(encoding="utf-8")):
     QUERIES.setdefault(match[1], {})[(match[2] or "").lower()] = match[0].removeprefix("```sql\n").removesuffix("```")
 
@@ -40,7 +40,7 @@ def load_examples(session: Session) -> dict[str, Any]:
             session, model_version_id=model, dataset="test.bio", dataset_sha256="8" * 64,
             started_at=T0 + timedelta(days=day), finished_at=T0 + timedelta(days=day, minutes=1),
             n_sentences=100, precision=1.0, recall=1.0, f1=1.0, trigger="scheduled",
-            per_label={label: {"precision": 0.0, "recall": 0.0, "f1": f1[day], "support": 9} for label, f1 in F1.items()},
+            per_label={label: {"precision": 0, "recall": 0, "f1": f1s[day], "support": 9} for label, f1s in F1.items()},
         )
     return {"a": a, "b": b, "model": model}
 
@@ -51,9 +51,7 @@ def expected(name: str, ids: dict[str, Any]) -> tuple[dict[str, Any], list[tuple
         return " ".join(sentence(i)[5:7])
 
     return {
-        "directors_across_jobs": (
-            {}, [(ids["a"], "a", i, director(i)) for i in range(5)] + [(ids["b"], "b", i, director(i)) for i in range(5)]
-        ),
+        "directors_across_jobs": ({}, [(ids[job], job, i, director(i)) for job in "ab" for i in range(5)]),
         "top_directors": (
             {"job_id": ids["a"]},
             [("steven spielberg", 2), ("james cameron", 1), ("ridley scott", 1), ("sofia coppola", 1)],
@@ -62,7 +60,11 @@ def expected(name: str, ids: dict[str, Any]) -> tuple[dict[str, Any], list[tuple
         "job_chunks": ({"job_id": ids["a"]}, [("done", 1, 5), ("failed", 1, 5)]),
         "entities_in_context": (
             {"job_id": ids["b"]},
-            [(i, label, span, sentence(i)) for i in range(5) for label, span in (("Director", director(i)), ("Year", str(1970 + i)))],
+            [
+                (i, label, span, sentence(i))
+                for i in range(5)
+                for label, span in (("Director", director(i)), ("Year", str(1970 + i)))
+            ],
         ),
         "director_f1_over_time": ({}, [(ids["model"], f1) for f1 in F1["Director"]]),
         "f1_over_time_per_label": ({}, [(label, f1) for label, values in F1.items() for f1 in values]),

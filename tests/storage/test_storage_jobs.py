@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
 from storage import (
     Entity,
@@ -37,7 +38,6 @@ from storage import (
     stale_chunks,
 )
 from storage.schema import Chunk, utcnow
-from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
 
 def counters(session: Session, job_id: int) -> tuple[int, int, int]:
@@ -155,7 +155,8 @@ def test_finish_job_once_every_chunk_is_done_or_failed(session: Session) -> None
 def test_claim_chunk_counts_attempts_and_starts_the_job(session: Session) -> None:
     job_id, chunks = make_job(session, 20, 10)
     claimed = claim_chunk(session, job_id, 0)
-    assert claimed is not None and (claimed.status, claimed.attempts, claimed.start, claimed.stop) == ("running", 1, 0, 10)
+    assert claimed is not None
+    assert (claimed.status, claimed.attempts, claimed.start, claimed.stop) == ("running", 1, 0, 10)
     job = get_job(session, job_id)
     assert job.status == "running" and job.started_at is not None
     again = claim_chunk(session, job_id, 0)  # redelivered after a worker died
@@ -236,7 +237,7 @@ def test_results_stream_in_input_order(session: Session) -> None:
     assert [tags is not None for _, _, tags in results] == [False] * 5 + [True] * 5
 
     entities = list(iter_job_entities(session, job.id, batch=3))
-    assert [(e.sentence_idx, e.label) for e in entities] == [(i, lab) for i in range(5, 10) for lab in ("Director", "Year")]
+    assert [(e.sentence_idx, e.label) for e in entities] == [(i, t) for i in range(5, 10) for t in ("Director", "Year")]
     assert [e.text for e in iter_job_entities(session, job.id, label="Year")] == [str(1970 + i) for i in range(5, 10)]
     tokens_of_5 = sentence(5)
     assert all(e.text == " ".join(tokens_of_5[e.start : e.end]) for e in entities if e.sentence_idx == 5)

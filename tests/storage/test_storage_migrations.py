@@ -6,13 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.pool import NullPool
+from storage_fakes import run_together
 
 import storage.engine
 from storage import create_job, current_revision, head_revision, session_scope, upgrade
 from storage.migrate import downgrade
-from storage.scratch import scratch_database
 from storage.schema import Base
-from storage_fakes import run_together
+from storage.scratch import scratch_database
 
 TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
 

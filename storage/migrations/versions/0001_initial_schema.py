@@ -54,11 +54,18 @@ def upgrade() -> None:
     sa.Column('f1', sa.Float(), nullable=False),
     sa.Column('per_label', json_document(), nullable=False),
     sa.Column('trigger', sa.String(length=16), nullable=False),
-    sa.CheckConstraint('"trigger" IN (\'manual\', \'scheduled\', \'train\')', name=op.f('ck_evaluation_runs_trigger')),
-    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_evaluation_runs_model_version_id_model_versions')),
+    sa.CheckConstraint(
+        '"trigger" IN (\'manual\', \'scheduled\', \'train\')', name=op.f('ck_evaluation_runs_trigger')
+    ),
+    sa.ForeignKeyConstraint(
+        ['model_version_id'], ['model_versions.id'],
+        name=op.f('fk_evaluation_runs_model_version_id_model_versions'),
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_evaluation_runs'))
     )
-    op.create_index(op.f('ix_evaluation_runs_model_version_id_started_at'), 'evaluation_runs', ['model_version_id', 'started_at'])
+    op.create_index(
+        op.f('ix_evaluation_runs_model_version_id_started_at'), 'evaluation_runs', ['model_version_id', 'started_at']
+    )
 
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -76,7 +83,9 @@ def upgrade() -> None:
     sa.Column('finished_at', timestamp(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.CheckConstraint(f"status IN {STATUSES}", name=op.f('ck_jobs_status')),
-    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_jobs_model_version_id_model_versions')),
+    sa.ForeignKeyConstraint(
+        ['model_version_id'], ['model_versions.id'], name=op.f('fk_jobs_model_version_id_model_versions')
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
     )
     op.create_index(op.f('ix_jobs_model_version_id'), 'jobs', ['model_version_id'])
@@ -114,7 +123,10 @@ def upgrade() -> None:
     sa.Column('start', sa.Integer(), nullable=False),
     sa.Column('end', sa.Integer(), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['job_id', 'sentence_idx'], ['sentences.job_id', 'sentences.idx'], name=op.f('fk_entities_job_id_sentence_idx_sentences'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['job_id', 'sentence_idx'], ['sentences.job_id', 'sentences.idx'],
+        name=op.f('fk_entities_job_id_sentence_idx_sentences'), ondelete='CASCADE',
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entities'))
     )
     op.create_index(op.f('ix_entities_job_id_sentence_idx'), 'entities', ['job_id', 'sentence_idx'])

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Test F1 of `bin/train` with its defaults (or a preset) over several seeds: mean and spread.
+
+Full-corpus training, so it lives here and not in the tests. Prints one JSON object.
+
+    bin/_python bench/bench_accuracy.py [--seeds 1 2 3] [--preset default|reference] [--threads 2]
+    bin/_python bench/bench_accuracy.py --from-dirs DIR...   # summarise models already trained
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from model.checkpoint import read_metrics
+from model.train import preset_config, train
+
+
+def summary(runs: list[dict]) -> dict:
+    out: dict = {"runs": runs}
+    for key in ("test_f1", "test_f1_strict", "dev_f1", "training_seconds"):
+        values = [r[key] for r in runs]
+        out[key] = {"mean": round(statistics.mean(values), 2),
+                    "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
+                    "min": round(min(values), 2), "max": round(max(values), 2)}
+    return out
+
+
+def run_of(metrics: dict) -> dict:
+    return {
+        "seed": metrics["train_config"]["seed"],
+        "test_f1": metrics["test"]["default"]["f1"],
+        "test_f1_strict": metrics["test"]["strict"]["f1"],
+        "dev_f1": metrics["dev"]["default"]["f1"],
+        "best_epoch": metrics["best_epoch"],
+        "training_seconds": metrics["training_seconds"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--preset", default="default")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--from-dirs", nargs="+", help="model directories to summarise instead of training")
+    args = p.parse_args()
+    if args.from_dirs:
+        runs = [run_of(read_metrics(d)) for d in args.from_dirs]
+    else:
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in args.seeds:
+                cfg = preset_config(args.preset, seed=seed, out=str(Path(tmp) / f"seed{seed}"),
+                                    threads=args.threads)
+                runs.append(run_of(train(cfg)[1]))
+    print(json.dumps({"preset": args.preset, **summary(runs)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
