@@ -71,15 +71,15 @@ def main() -> None:
     p.add_argument("--model", default="var/models/current")
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--chunk-size", type=int, default=1000)
+    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[1000],
+                   help="one end-to-end run per chunk size, same workers")
     p.add_argument("--rss-n", type=int, default=1_000_000)
     p.add_argument("--redis", default=os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/12"))
     args = p.parse_args()
     model = str(Path(args.model).resolve())
     queries = [" ".join(s.tokens) for s in read_corpus(default_test_file())]
     cores = os.cpu_count() or 1
-    result: dict = {"model": model, "n": args.n, "workers": args.workers, "chunk_size": args.chunk_size,
-                    "cores": cores}
+    result: dict = {"model": model, "n": args.n, "workers": args.workers, "cores": cores}
     torch.set_num_threads(cores)
     result["in_process_sentences_per_s"] = round(in_process_rate(model, queries, min(args.n, 20_000)), 1)
 
@@ -101,20 +101,24 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError("workers did not start")
                 time.sleep(0.2)
-            start = time.perf_counter()
-            subprocess.run([str(BIN / "submit"), str(qfile), "--queue", queue, "--wait",
-                            "--chunk-size", str(args.chunk_size)], env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            elapsed = time.perf_counter() - start
+            runs = {}
+            for chunk_size in args.chunk_sizes:
+                start = time.perf_counter()
+                subprocess.run([str(BIN / "submit"), str(qfile), "--queue", queue, "--wait",
+                                "--chunk-size", str(chunk_size)], env=env, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                elapsed = time.perf_counter() - start
+                rate = args.n / elapsed
+                runs[str(chunk_size)] = {
+                    "seconds": round(elapsed, 2), "sentences_per_s": round(rate, 1),
+                    "ratio_vs_in_process": round(rate / result["in_process_sentences_per_s"], 3),
+                }
         finally:
             for w in workers:
                 os.killpg(w.pid, signal.SIGTERM)
             for w in workers:
                 w.wait(60)
-        result["end_to_end_seconds"] = round(elapsed, 2)
-        result["end_to_end_sentences_per_s"] = round(args.n / elapsed, 1)
-        result["ratio_end_to_end_vs_in_process"] = round(
-            result["end_to_end_sentences_per_s"] / result["in_process_sentences_per_s"], 3)
+        result["end_to_end_by_chunk_size"] = runs
 
         rss = {}
         for n in sorted({100_000, args.rss_n}):

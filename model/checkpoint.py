@@ -66,7 +66,7 @@ def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger
         vocab = Vocab.load(path / VOCAB)
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{path}: unreadable config or vocabulary ({exc})") from None
-    if vocab.tags != config.tags or len(vocab.words) != config.n_words:
+    if vocab.tags != config.tags or (len(vocab.words), len(vocab.chars)) != (config.n_words, config.n_chars):
         raise ModelLoadError(f"{path}: vocab.json does not match config.json")
     model = BiLSTMTagger(config)
     try:

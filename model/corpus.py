@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,8 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CorpusFormatError(path, line_no, f"invalid JSON ({exc.msg})", text) from None
+        except RecursionError:
+            raise CorpusFormatError(path, line_no, "invalid JSON (nested too deeply)", text) from None
         tokens = obj.get("tokens") if isinstance(obj, dict) else None
         if tokens is None and isinstance(obj, dict) and isinstance(obj.get("text"), str):
             tokens = obj["text"].split()
@@ -103,6 +106,8 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             )
         if any(len(t.split()) != 1 for t in tokens):
             raise CorpusFormatError(path, line_no, "a token contains whitespace", text)
+        if any(unicodedata.category(c) in ("Cc", "Cs") for t in tokens for c in t):
+            raise CorpusFormatError(path, line_no, "a token contains a control character or lone surrogate", text)
         if tokens:
             _check_length(path, line_no, tokens, max_tokens)
             yield Sentence(tokens, None, line_no)

@@ -6,9 +6,11 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.request
+from http.client import HTTPException
 from pathlib import Path
+
+from .corpus import CorpusFormatError, read_corpus
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +49,19 @@ def download_corpus(dest: Path, base_url: str | None = None, timeout: float = 30
             continue
         url = base + name
         log.info("downloading %s", url)
+        tmp = target / f".{name}.part"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp, tempfile.NamedTemporaryFile(
-                dir=target, delete=False
-            ) as tmp:
-                shutil.copyfileobj(resp, tmp)
-        except OSError as exc:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+                shutil.copyfileobj(resp, out)
+            read_corpus(tmp)  # an error page or a cut-off transfer is not the corpus
+            os.replace(tmp, target / name)
+        except (OSError, HTTPException, CorpusFormatError) as exc:
             raise CorpusNotFound(
                 f"could not download {url} ({exc}); put the corpus under ./data/{CORPUS_DIRNAME}/ "
                 "or point --data-dir / NERQ_DATA_DIR at it"
             ) from None
-        os.replace(tmp.name, target / name)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 

@@ -92,6 +92,11 @@ class BiLSTMTagger(nn.Module):
         self.crf = CRF(config.tags) if config.crf else None
         self.char_table: torch.Tensor | None = None
 
+    def train(self, mode: bool = True) -> BiLSTMTagger:
+        if mode:
+            self.char_table = None  # the weights are about to change
+        return super().train(mode)
+
     @torch.no_grad()
     def cache_char_features(self, word_chars: torch.Tensor) -> None:
         """Precompute char features of every vocabulary word ([n_words, C] char ids, rows for

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .batching import Encoded, collate, encode, plan_batches
-from .checkpoint import load_model_dir, weights_sha256
+from .checkpoint import load_model_dir
 from .devices import resolve_device
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .vocab import Vocab
@@ -53,12 +53,6 @@ class Tagger:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def weights_sha256(self) -> str:
-        if self.path is None:
-            raise ValueError("this tagger was not loaded from a model directory")
-        return weights_sha256(self.path)
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
         return [encode(self.vocab, tokens) for tokens in sentences]

@@ -135,7 +135,13 @@ def train_epoch(
 
 
 def default_out_dir(root: str | Path = "var/models") -> Path:
-    return Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    """A new directory name: two runs started in the same second never share one."""
+    base = Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def point_current(model_dir: Path) -> Path:

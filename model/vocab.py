@@ -36,7 +36,6 @@ class Vocab:
         *,
         min_count: int = 1,
         lowercase: bool = True,
-        extra_words: Iterable[str] = (),
     ) -> Vocab:
         """Vocabulary of (tokens, tags) pairs; tags are 'O' then B-/I- of every type, for stable ids."""
         words: Counter[str] = Counter()
@@ -49,10 +48,8 @@ class Vocab:
                 chars.update(token)
             types.update(t[2:] for t in sent_tags if t != "O")
         kept = sorted(w for w, n in words.items() if n >= min_count)
-        known = set(kept)
-        extra = sorted({(w.lower() if lowercase else w) for w in extra_words} - known - {PAD, UNK})
         tag_list = ["O"] + [f"{p}-{t}" for t in sorted(types) for p in "BI"]
-        return cls([PAD, UNK, *kept, *extra], [PAD, UNK, *sorted(chars)], tag_list, lowercase)
+        return cls([PAD, UNK, *kept], [PAD, UNK, *sorted(chars)], tag_list, lowercase)
 
     def norm(self, token: str) -> str:
         return token.lower() if self.lowercase else token

@@ -10,7 +10,7 @@ import os
 
 import torch
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_process_init
 
 from .registry import preload
 from .settings import Settings
@@ -49,14 +49,6 @@ def warm_up() -> None:
         log.warning("could not preload the model: %s", exc)
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # sent in each prefork child, and once by the solo pool
 def _load_in_child(**_) -> None:
     warm_up()
-
-
-@worker_init.connect
-def _load_in_solo(sender=None, **_) -> None:
-    pool = getattr(sender, "pool_cls", None)
-    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
-    if "solo" in name or "thread" in name:  # no child processes: this process does the work
-        warm_up()

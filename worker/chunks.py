@@ -27,8 +27,6 @@ class ChunkGaveUp(RuntimeError):
 class ChunkOutcome:
     status: str  # "done", "skipped" (finished or cancelled already), "cancelled"
     n_sentences: int = 0
-    n_new: int = 0
-    seconds: float = 0.0
     job_status: str | None = None  # set when this chunk finished the job
 
 
@@ -73,11 +71,11 @@ def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", max_attempts: i
     with storage.session_scope() as session:
         if storage.job_is_cancelled(session, job_id):
             return ChunkOutcome("cancelled", len(sentences))
-        n_new = storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows)
+        storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows)
         job_status = storage.finish_job_if_complete(session, job_id)
     seconds = time.perf_counter() - started
     log.info("job %s chunk %s: %d sentences in %.2fs", job_id, chunk_idx, len(sentences), seconds)
-    return ChunkOutcome("done", len(sentences), n_new, seconds, job_status)
+    return ChunkOutcome("done", len(sentences), job_status)
 
 
 def fail_chunk(job_id: int, chunk_idx: int, error: str) -> str | None:

@@ -21,13 +21,17 @@ def register_model_dir(session: Session, model_dir: str | Path) -> storage.Model
     path = Path(model_dir).resolve()  # var/models/current resolves to the versioned directory
     if not (path / "model.safetensors").is_file():
         raise ModelLoadError(f"{model_dir}: no model here (train one with bin/train, or set NERQ_MODEL)")
-    metrics = read_metrics(path)
+    try:
+        metrics = read_metrics(path)
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{model_dir}: unreadable config.json or metrics.json ({exc})") from None
     return storage.register_model_version(
         session,
         name=path.name,
         path=str(path),
         sha256=weights_sha256(path),
-        config=json.loads((path / "config.json").read_text(encoding="utf-8")),
+        config=config,
         dev_f1=metrics.get("dev", {}).get("default", {}).get("f1"),
         test_f1=metrics.get("test", {}).get("default", {}).get("f1"),
     )

@@ -76,6 +76,13 @@ def create_job(
     return job_id, chunks
 
 
+def abandon(job_id: int, reason: str) -> None:
+    """An interrupted submit must not leave a job that looks alive: cancel what is unfinished."""
+    with storage.session_scope() as session:
+        if storage.cancel_job(session, job_id):
+            storage.set_job_status(session, job_id, "cancelled", reason)
+
+
 def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str | None = None) -> None:
     from .tasks import tag_chunk
 

@@ -109,6 +109,11 @@ def test_text_and_jsonl():
         parse_text('{"tokens": ["a"]}\n{"words": 1}\n', "jsonl")
     with pytest.raises(CorpusFormatError, match=r":1: invalid JSON"):
         parse_text("{nope\n", "jsonl")
+    with pytest.raises(CorpusFormatError, match=r":1: invalid JSON \(nested too deeply\)"):
+        parse_text("[" * 100_000 + "\n", "jsonl")
+    for bad in ('{"tokens": ["a\\ud800"]}', '{"tokens": ["a\\u0000b"]}', '{"text": "x \\u0007 y"}'):
+        with pytest.raises(CorpusFormatError, match=r":1: a token contains a control character"):
+            parse_text(bad + "\n", "jsonl")
 
 
 def test_stream_input_is_read_lazily():

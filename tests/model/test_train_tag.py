@@ -58,6 +58,16 @@ def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file):
     assert tagger.tag([max(sentences, key=len), sentences[5]])[1] == reference[5]
 
 
+def test_char_feature_cache_gives_identical_tags(tiny_model, test_file):
+    model, vocab = load_model_dir(tiny_model, torch.device("cpu"))
+    sentences = [s.tokens for s in read_corpus(test_file)] + [["qwxzy", "unseenword", "jaws"]]
+    cached = Tagger(model, vocab).tag(sentences)
+    assert model.char_table is not None
+    model.train()
+    assert model.char_table is None  # training invalidates the cache
+    assert Tagger(model, vocab, cache_chars=False).tag(sentences) == cached
+
+
 def test_tag_keeps_input_order_and_empty_sentences(tiny_model):
     tagger = Tagger.load(tiny_model, "cpu")
     out = tagger.tag([["a", "long", "query", "about", "sharks"], [], ["jaws"]], batch_size=1)
@@ -91,9 +101,9 @@ def test_broken_model_dirs_fail_clearly(tiny_model, tmp_path):
         load_model_dir(broken, torch.device("cpu"))
 
 
-def test_pretrained_embeddings_are_used(small_data_dir, tmp_path):
+def test_pretrained_embeddings_are_used(small_data_dir, tmp_path, capsys):
     vectors = tmp_path / "vectors.txt"
-    vectors.write_text("3 4\nspielberg 1 2 3 4\nmovie 0.5 0.5 0.5 0.5\nzzzunseen 9 9 9 9\n")
+    vectors.write_text("4 4\nMovie 1 2 3 4\nthe 0.5 0.5 0.5 0.5\nfilm 1 1 1 1\nzzzunseen 9 9 9 9\n")
     cfg = preset_config(
         "default", data_dir=str(small_data_dir), out=str(tmp_path / "m"), embeddings=str(vectors),
         **{**TINY, "epochs": 1},
@@ -103,6 +113,7 @@ def test_pretrained_embeddings_are_used(small_data_dir, tmp_path):
     assert model.config.word_dim == 4
     assert metrics["train_config"]["embeddings"] == str(vectors)
     assert vocab.word_id("zzzunseen") == 1  # only our words are taken from the file
+    assert "pretrained vectors for 3 of" in capsys.readouterr().out  # "Movie" matched lowercased
 
 
 def test_embeddings_file_errors_name_the_line(small_data_dir, tmp_path):

@@ -45,9 +45,7 @@ def test_deterministic_plan_groups_by_length():
 def test_collate_pads_and_masks():
     v = Vocab.build(SENTS)
     long_word = "x" * (MAX_WORD_CHARS + 10)
-    enc = [encode(v, ["steve", long_word]), encode(v, ["jaws"], ["B-Plot"])]
-    enc[0].tags = None
-    b = collate([encode(v, ["steve", long_word], ["O", "O"]), enc[1]], [1, 0])
+    b = collate([encode(v, ["steve", long_word], ["O", "O"]), encode(v, ["jaws"], ["B-Plot"])], [1, 0])
     assert b.indices == [1, 0]
     assert b.lengths.tolist() == [1, 2]
     assert b.mask.tolist() == [[True, False], [True, True]]

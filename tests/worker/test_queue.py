@@ -129,3 +129,39 @@ def test_cancel_and_status(tmp_path, queries_file, tiny_model):
     assert job_id in listing.stdout and "queries.txt" in listing.stdout
     unknown = run_bin("status", "999", env=env)
     assert unknown.returncode == 2 and "999" in unknown.stderr
+
+
+def test_interrupted_local_submit_leaves_no_live_job(tmp_path, queries_file, tiny_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sqlalchemy import text as sql
+    from tests.conftest import BIN
+
+    big = tmp_path / "big.txt"
+    big.write_text(queries_file.read_text() * 10)
+    db = tmp_path / "int.db"
+    env = {**os.environ, "NERQ_PYTHON": sys.executable, "NERQ_DATABASE_URL": f"sqlite:///{db}",
+           "NERQ_MODEL": str(tiny_model), "NERQ_BROKER_URL": ""}
+    proc = subprocess.Popen([str(BIN / "submit"), str(big), "--chunk-size", "200"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and done == 0:
+        time.sleep(0.2)
+        if db.exists():
+            with create_engine(f"sqlite:///{db}").connect() as conn:
+                done = conn.execute(sql("SELECT coalesce(max(n_done), 0) FROM jobs")).scalar()
+    assert done > 0, "the job never started"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    with create_engine(f"sqlite:///{db}").connect() as conn:
+        status, error, n_done, n_sentences = conn.execute(
+            sql("SELECT status, error, n_done, n_sentences FROM jobs")).one()
+        chunk_states = {s for (s,) in conn.execute(sql("SELECT DISTINCT status FROM chunks"))}
+    assert status == "cancelled" and "interrupted" in error
+    assert 0 < n_done < n_sentences
+    assert chunk_states <= {"done", "cancelled"}

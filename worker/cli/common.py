@@ -10,6 +10,7 @@ from collections.abc import Callable
 from model.checkpoint import ModelLoadError
 from model.corpus import CorpusFormatError
 from model.data import CorpusNotFound
+from model.devices import DeviceUnavailable
 from storage import NotFound
 
 from ..errors import BrokerUnavailable
@@ -19,12 +20,24 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CorpusFormatError,
     CorpusNotFound,
     ModelLoadError,
+    DeviceUnavailable,
     BrokerUnavailable,
     NotFound,
     FileNotFoundError,
     PermissionError,
     IsADirectoryError,
 )
+
+
+def positive_int(text: str) -> int:
+    """argparse type for sizes and counts."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+positive_int.__name__ = "positive integer"  # argparse names the type in its error message
 
 
 def setup_logging(verbose: bool = False) -> None:

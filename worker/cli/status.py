@@ -7,14 +7,14 @@ import json
 
 import storage
 
-from .common import run
+from .common import positive_int, run
 from .submit import progress_dict
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bin/status", description=__doc__)
     p.add_argument("job", nargs="?", type=int)
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.job is not None:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
 from tqdm import tqdm
 
 import storage
+from storage.api import FINISHED
 from model.corpus import FORMATS
 
 from ..settings import Settings
-from ..submit import check_broker, create_job, enqueue, run_locally
-from .common import run, setup_logging
-
-FINISHED = ("done", "failed", "cancelled")
+from ..submit import abandon, check_broker, create_job, enqueue, run_locally
+from .common import positive_int, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
                         'jsonl: {"tokens": [...]} or {"text": "..."} per line')
     p.add_argument("--name", help="job name (default: the file name)")
     p.add_argument("--model", help="model directory (default: $NERQ_MODEL or var/models/current)")
-    p.add_argument("--chunk-size", type=int, help="sentences per task (default: $NERQ_CHUNK_SIZE or 1000)")
+    p.add_argument("--chunk-size", type=positive_int, help="sentences per task (default: $NERQ_CHUNK_SIZE or 1000)")
     p.add_argument("--queue", help="Celery queue to route this job to (e.g. gpu, cpu)")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
     p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
@@ -58,9 +58,14 @@ def wait(job_id: int, total: int, poll: float = 0.5) -> dict:
             time.sleep(poll)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
+    signal.signal(signal.SIGTERM, _interrupted)  # a stopped submit cleans up as on Ctrl-C
     settings = Settings.from_env()
     if settings.broker_url:
         check_broker()
@@ -73,14 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     total = chunks[-1][2] if chunks else 0
     print(job_id, flush=True)
     if settings.broker_url:
-        enqueue(job_id, chunks, args.queue)
+        try:
+            enqueue(job_id, chunks, args.queue)
+        except KeyboardInterrupt:
+            abandon(job_id, "bin/submit was interrupted while queueing chunks")
+            raise
         if not args.wait:
             print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
             return 0
         state = wait(job_id, total)
     else:
-        with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
-            run_locally(job_id, chunks, settings, on_chunk=bar.update)
+        try:
+            with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+                run_locally(job_id, chunks, settings, on_chunk=bar.update)
+        except KeyboardInterrupt:
+            abandon(job_id, "bin/submit was interrupted while tagging in-process")
+            raise
         state = progress_dict(job_id)
     if args.json:
         print(json.dumps(state))

@@ -9,7 +9,7 @@ from model.devices import DEVICE_CHOICES
 from model.evaluation import format_table
 from model.train import PRESETS, preset_config, train
 
-from .common import run, setup_logging
+from .common import positive_int, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,14 +17,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory holding trivia10k13{train,test}.bio (default: search)")
     p.add_argument("--out", help="model directory to write (default: var/models/<timestamp>, "
                    "and var/models/current then points to it)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="'reference' reproduces the starting notebook's model")
     p.add_argument("--embeddings", help="pretrained word vectors, GloVe/fastText text format")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--patience", type=int, help="epochs without dev improvement before stopping")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--patience", type=positive_int, help="epochs without dev improvement before stopping")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     return p
 

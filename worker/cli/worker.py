@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from model.devices import DEVICE_CHOICES, resolve_device
 
-from .common import run
+from .common import positive_int, run
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/worker", description=__doc__)
     p.add_argument("--device", choices=DEVICE_CHOICES, default=os.environ.get("NERQ_DEVICE", "auto"))
-    p.add_argument("--concurrency", type=int, help="processes (CPU) ; a CUDA worker always runs one")
+    p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker always runs one")
     p.add_argument("--queues", default="nerqueue", help="comma-separated queues to consume")
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", help="Celery node name (default: nerqueue-<pid>@host)")
@@ -23,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not os.environ.get("NERQ_BROKER_URL"):
-        print("bin/worker: error: NERQ_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+        print("bin/worker: error: NERQ_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
     cores = os.cpu_count() or 1
