@@ -8,7 +8,9 @@ from .api import (
     JobProgress,
     NotFound,
     add_sentences,
+    best_evaluation,
     cancel_job,
+    current_model_version,
     claim_chunk,
     create_chunks,
     create_job,
@@ -25,10 +27,13 @@ from .api import (
     load_chunk_sentences,
     mark_chunk,
     mark_chunk_failed,
+    previous_evaluation,
+    promote_model_version,
     record_evaluation,
     register_model_version,
     save_tagged_chunk,
     set_job_status,
+    slot_recorded,
     stale_chunks,
 )
 from .db import get_engine, session_scope
@@ -38,10 +43,10 @@ from .schema import Chunk, Entity, EvaluationRun, Job, ModelVersion, Sentence
 
 __all__ = [
     "Chunk", "ChunkInfo", "Entity", "EntityRow", "EvaluationRun", "Job", "JobProgress", "ModelVersion",
-    "NotFound", "Sentence", "add_sentences", "cancel_job", "claim_chunk", "create_chunks", "create_job",
+    "NotFound", "Sentence", "add_sentences", "best_evaluation", "current_model_version", "cancel_job", "claim_chunk", "create_chunks", "create_job",
     "current_revision", "database_url", "evaluation_history", "finish_job_if_complete", "get_engine",
     "get_job", "get_model_version", "head_revision", "iter_job_entities", "iter_job_results",
     "job_is_cancelled", "job_progress", "latest_model_versions", "list_jobs", "load_chunk_sentences",
-    "mark_chunk", "mark_chunk_failed", "record_evaluation", "register_model_version",
-    "save_tagged_chunk", "session_scope", "set_job_status", "stale_chunks", "upgrade",
+    "mark_chunk", "mark_chunk_failed", "previous_evaluation", "promote_model_version", "record_evaluation", "register_model_version",
+    "save_tagged_chunk", "session_scope", "set_job_status", "slot_recorded", "stale_chunks", "upgrade",
 ]

@@ -145,6 +145,25 @@ def get_model_version(session: Session, model_version_id: int) -> ModelVersion:
     return row
 
 
+def promote_model_version(session: Session, model_version_id: int) -> ModelVersion:
+    """Make a version the current one for new jobs (the newest promoted_at wins)."""
+    row = get_model_version(session, model_version_id)
+    row.promoted_at = utcnow()
+    session.flush()
+    return row
+
+
+def current_model_version(session: Session) -> ModelVersion | None:
+    """The version promoted last, or None when none ever was."""
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.promoted_at.is_not(None))
+        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
 def latest_model_versions(session: Session, limit: int = 10) -> list[ModelVersion]:
     """Newest first."""
     stmt = select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
@@ -497,26 +516,73 @@ def record_evaluation(
     f1: float,
     per_label: dict[str, dict[str, float]],
     trigger: str,
-) -> EvaluationRun:
-    """Scores in percent, like model.evaluation; per_label: {type: {precision, recall, f1, support}}."""
+    slot: str | None = None,
+    regression: bool | None = None,
+    regression_detail: list[Any] | None = None,
+) -> EvaluationRun | None:
+    """Scores in percent, like model.evaluation; per_label: {type: {precision, recall, f1, support}}.
+
+    With a slot, the run is recorded once per (model version, data set sha256, slot): a second
+    run of the same slot, even from another process at the same moment, is dropped and this
+    returns None."""
     _check(trigger, EVALUATION_TRIGGERS, "trigger")
-    run = EvaluationRun(
+    values = dict(
         model_version_id=model_version_id, dataset=dataset, dataset_sha256=dataset_sha256,
         started_at=started_at, finished_at=finished_at, n_sentences=n_sentences,
         precision=precision, recall=recall, f1=f1, per_label=per_label, trigger=trigger,
+        slot=slot, regression=regression, regression_detail=regression_detail,
     )
-    session.add(run)
-    session.flush()
-    return run
+    if slot is None:
+        run = EvaluationRun(**values)
+        session.add(run)
+        session.flush()
+        return run
+    new_id = session.execute(
+        _insert_or_ignore(session, EvaluationRun).values(**values).returning(EvaluationRun.id)
+    ).scalar_one_or_none()
+    return None if new_id is None else session.get(EvaluationRun, new_id)
+
+
+def slot_recorded(session: Session, model_version_id: int, dataset_sha256: str, slot: str) -> bool:
+    """Whether this scheduled slot already has its run (checked before spending time on it)."""
+    stmt = select(EvaluationRun.id).where(
+        EvaluationRun.model_version_id == model_version_id,
+        EvaluationRun.dataset_sha256 == dataset_sha256,
+        EvaluationRun.slot == slot,
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def previous_evaluation(session: Session, model_version_id: int, dataset_sha256: str) -> EvaluationRun | None:
+    """The latest recorded run of this model version on this data set (by content)."""
+    stmt = (
+        select(EvaluationRun)
+        .where(EvaluationRun.model_version_id == model_version_id, EvaluationRun.dataset_sha256 == dataset_sha256)
+        .order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc())
+    )
+    return session.scalars(stmt.limit(1)).first()
+
+
+def best_evaluation(session: Session, dataset_sha256: str) -> EvaluationRun | None:
+    """The recorded run with the highest overall F1 on this data set, any model version."""
+    stmt = (
+        select(EvaluationRun)
+        .where(EvaluationRun.dataset_sha256 == dataset_sha256)
+        .order_by(EvaluationRun.f1.desc(), EvaluationRun.id)
+    )
+    return session.scalars(stmt.limit(1)).first()
 
 
 def evaluation_history(
-    session: Session, model_version_id: int | None = None, dataset: str | None = None
+    session: Session, model_version_id: int | None = None, dataset: str | None = None,
+    dataset_sha256: str | None = None,
 ) -> list[EvaluationRun]:
-    """Oldest first, optionally for one model version and/or one data set."""
+    """Oldest first, optionally for one model version and/or one data set (path or sha256)."""
     stmt = select(EvaluationRun).order_by(EvaluationRun.started_at, EvaluationRun.id)
     if model_version_id is not None:
         stmt = stmt.where(EvaluationRun.model_version_id == model_version_id)
     if dataset is not None:
         stmt = stmt.where(EvaluationRun.dataset == dataset)
+    if dataset_sha256 is not None:
+        stmt = stmt.where(EvaluationRun.dataset_sha256 == dataset_sha256)
     return list(session.scalars(stmt))

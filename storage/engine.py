@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,23 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _pragma_when_unlocked(cursor: Any, pragma: str) -> None:
+    """Run a PRAGMA, waiting out another process's lock: SQLite answers `journal_mode=WAL`
+    with "database is locked" at once, without its busy handler, while another connection
+    is switching a new file to WAL or migrating it (processes starting together)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """A new engine (callers want db.get_engine(), which caches one per process)."""
     parsed = normalize_url(url)
@@ -64,7 +83,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         # SQLite enforces foreign keys (and their ON DELETE CASCADE) only when asked.
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-            cursor.execute(f"PRAGMA {pragma}")
+            _pragma_when_unlocked(cursor, pragma)
         cursor.close()
 
     return engine

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -86,6 +87,8 @@ class ModelVersion(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     dev_f1: Mapped[float | None] = mapped_column(Float)
     test_f1: Mapped[float | None] = mapped_column(Float)
+    # bin/promote stamps it; the version promoted last is the current one for new jobs.
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Job(Base):
@@ -165,12 +168,17 @@ class Chunk(Base):
 
 class EvaluationRun(Base):
     """Scores of a model version on a labelled data set; per_label maps a type to
-    {"precision", "recall", "f1", "support"} (percentages, like precision/recall/f1)."""
+    {"precision", "recall", "f1", "support"} (percentages, like precision/recall/f1).
+
+    slot names a scheduled evaluation's time slot: unique per model and data set, so two
+    beats firing the same slot record it once (NULL slots, i.e. unscheduled runs, never clash).
+    regression is NULL when no check ran, and regression_detail says what dropped."""
 
     __tablename__ = "evaluation_runs"
     __table_args__ = (
         _one_of("trigger", EVALUATION_TRIGGERS),
         Index(None, "model_version_id", "started_at"),
+        Index(None, "model_version_id", "dataset_sha256", "slot", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -185,3 +193,6 @@ class EvaluationRun(Base):
     f1: Mapped[float] = mapped_column(Float)
     per_label: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     trigger: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[str | None] = mapped_column(String(64))
+    regression: Mapped[bool | None] = mapped_column(Boolean)
+    regression_detail: Mapped[list[Any] | None] = mapped_column(JSONDocument)

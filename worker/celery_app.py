@@ -12,7 +12,7 @@ import torch
 from celery import Celery
 from celery.signals import worker_process_init
 
-from .registry import preload
+from .registry import current_model_dir, preload
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,16 @@ app.conf.update(
 
 
 def warm_up() -> None:
-    """Load the current model now, so the first chunk does not pay for it."""
+    """Load the current model now (NERQ_MODEL, else the promoted version, else
+    var/models/current), so the first chunk does not pay for it. Jobs name their own model
+    version, so a version promoted later is loaded on first use, without a restart."""
     threads = int(os.environ.get("NERQ_TORCH_THREADS", 0))
     if threads:
         torch.set_num_threads(threads)
     try:
-        tagger = preload(settings.model, settings.device)
-        log.info("model %s loaded on %s (pid %d)", settings.model, tagger.device, os.getpid())
+        model_dir = current_model_dir()
+        tagger = preload(model_dir, settings.device)
+        log.info("model %s loaded on %s (pid %d)", model_dir, tagger.device, os.getpid())
     except Exception as exc:  # the task reports it properly; the worker still starts
         log.warning("could not preload the model: %s", exc)
 
@@ -52,3 +55,20 @@ def warm_up() -> None:
 @worker_process_init.connect  # sent in each prefork child, and once by the solo pool
 def _load_in_child(**_) -> None:
     warm_up()
+
+
+EVALUATION_ENTRY = "evaluate-current-model"
+
+
+def configure_beat(spec: str, queue: str | None = None, datasets: list[str] | None = None) -> None:
+    """The beat schedule: evaluate the current model every `spec` (see worker.evaluation.parse_schedule)."""
+    from .evaluation import parse_schedule
+
+    app.conf.beat_schedule = {
+        EVALUATION_ENTRY: {
+            "task": "nerqueue.evaluate_model",
+            "schedule": parse_schedule(spec),
+            "kwargs": {"trigger": "scheduled", "schedule": spec, "datasets": datasets or None},
+            "options": {"queue": queue} if queue else {},
+        }
+    }

@@ -58,3 +58,26 @@ def preload(model_dir: str | Path, device: str = "auto") -> Tagger:
     """Load a model directory into this process's cache, keyed as jobs will ask for it."""
     path = str(Path(model_dir).resolve())
     return load_tagger(path, weights_sha256(path), device)
+
+
+def current_model_dir(session: Session | None = None) -> str:
+    """The model directory new jobs use: NERQ_MODEL when set explicitly; otherwise the version
+    promoted last (bin/promote); otherwise var/models/current."""
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    if settings.model_set:
+        return settings.model
+    if session is None:
+        with storage.session_scope() as own:
+            version = storage.current_model_version(own)
+    else:
+        version = storage.current_model_version(session)
+    if version is None:
+        return settings.model
+    if not Path(version.path, "model.safetensors").is_file():
+        raise ModelLoadError(
+            f"the promoted model version {version.id} is gone from {version.path}; "
+            "bin/promote another version (bin/models lists them) or set NERQ_MODEL"
+        )
+    return version.path

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_MODEL = "var/models/current"
 DEFAULT_CHUNK_SIZE = 1000  # sentences per task: see bench/bench_queue.py for the measurement
+DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
 
 
 @dataclass(frozen=True)
@@ -17,15 +18,27 @@ class Settings:
     chunk_size: int  # NERQ_CHUNK_SIZE
     task_time_limit: int  # NERQ_TASK_TIME_LIMIT seconds: a chunk taking longer is killed and retried
     max_retries: int  # NERQ_MAX_RETRIES: retries of a failing chunk before it is marked failed
+    model_set: bool = False  # NERQ_MODEL was given explicitly: it wins over a promoted version
+    eval_schedule: str = DEFAULT_EVAL_SCHEDULE  # NERQ_EVAL_SCHEDULE: seconds, interval:N or 5-field cron
+    eval_sets: tuple[str, ...] = ()  # NERQ_EVAL_SETS: comma-separated BIO files (empty: corpus test file)
+    regression_f1: float = 1.0  # NERQ_REGRESSION_F1: overall F1 drop (points) that is a regression
+    regression_label_f1: float = 3.0  # NERQ_REGRESSION_LABEL_F1: per-label F1 drop that is one...
+    regression_min_support: int = 50  # NERQ_REGRESSION_MIN_SUPPORT: ...for labels with this support
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
         return cls(
             broker_url=env.get("NERQ_BROKER_URL") or None,
-            model=env.get("NERQ_MODEL", DEFAULT_MODEL),
+            model=env.get("NERQ_MODEL") or DEFAULT_MODEL,
             device=env.get("NERQ_DEVICE", "auto"),
             chunk_size=int(env.get("NERQ_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
             task_time_limit=int(env.get("NERQ_TASK_TIME_LIMIT", 600)),
             max_retries=int(env.get("NERQ_MAX_RETRIES", 3)),
+            model_set=bool(env.get("NERQ_MODEL")),
+            eval_schedule=env.get("NERQ_EVAL_SCHEDULE") or DEFAULT_EVAL_SCHEDULE,
+            eval_sets=tuple(p.strip() for p in env.get("NERQ_EVAL_SETS", "").split(",") if p.strip()),
+            regression_f1=float(env.get("NERQ_REGRESSION_F1", 1.0)),
+            regression_label_f1=float(env.get("NERQ_REGRESSION_LABEL_F1", 3.0)),
+            regression_min_support=int(env.get("NERQ_REGRESSION_MIN_SUPPORT", 50)),
         )

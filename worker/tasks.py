@@ -38,3 +38,21 @@ class ChunkTask(Task):
 def tag_chunk(job_id: int, chunk_idx: int) -> dict:
     outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, settings.max_retries + 1)
     return {"status": outcome.status, "sentences": outcome.n_sentences, "job_status": outcome.job_status}
+
+
+@app.task(name="nerqueue.evaluate_model")
+def evaluate_model(
+    datasets: list[str] | None = None,
+    trigger: str = "manual",
+    model_version_id: int | None = None,
+    schedule: str | None = None,
+    slot: str | None = None,
+) -> list[dict]:
+    """Evaluate a model version (default: the current model, usually already loaded) on each
+    data set (default: NERQ_EVAL_SETS, or the corpus test file) and record the runs. bin/beat
+    sends it with trigger `scheduled` and its schedule, from which the slot is computed."""
+    from .evaluation import run_evaluations
+
+    outcomes = run_evaluations(datasets=datasets, trigger=trigger, model_version_id=model_version_id,
+                               schedule_spec=schedule, slot=slot, settings=settings)
+    return [o.to_dict() for o in outcomes]

@@ -1,40 +1,82 @@
-"""bin/evaluate: entity-level P/R/F1 of a model on a BIO file (default: the corpus test file)."""
+"""bin/evaluate: entity-level P/R/F1 of a model on a BIO file (default: the corpus test file).
+
+With --record the run is stored in evaluation_runs and compared with the previous run of the
+same model on the same data and with the best run on that data; --fail-on-regression then
+exits 1 when a drop goes beyond the thresholds (NERQ_REGRESSION_*)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
 
+import storage
 from model import Tagger
 from model.corpus import read_corpus
-from model.data import default_test_file
+from model.data import default_test_file, file_sha256
 from model.devices import DEVICE_CHOICES
 from model.evaluation import evaluate, format_table
 
-from .common import run
+from ..evaluation import Thresholds, describe, record_result
+from ..registry import current_model_dir, register_model_dir
+from ..settings import Settings
+from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/evaluate", description=__doc__)
-    p.add_argument("--model", required=True, help="model directory (e.g. var/models/current)")
+    p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, "
+                   "else var/models/current)")
     p.add_argument("--test", help="labelled file, MIT or CoNLL column order (default: corpus test)")
     p.add_argument("--data-dir", help="where to look for the corpus when --test is not given")
     p.add_argument("--json", action="store_true", help="print scores as JSON")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--record", action="store_true", help="store the run in evaluation_runs (registers the model)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="with --record (implied): exit 1 when the run is flagged as a regression")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    test_file = args.test or default_test_file(args.data_dir)
-    tagger = Tagger.load(args.model, args.device)
-    result = evaluate(tagger, read_corpus(test_file))
+    record = args.record or args.fail_on_regression
+    if record:
+        setup_logging()
+    model_dir = args.model or current_model_dir()
+    test_file = Path(args.test or default_test_file(args.data_dir))
+    version_id = None
+    if record:  # registered first: a model that cannot be registered is not worth evaluating
+        with storage.session_scope() as session:
+            version_id = register_model_dir(session, model_dir).id
+    tagger = Tagger.load(model_dir, args.device)
+    sentences = read_corpus(test_file)
+    started = datetime.now(timezone.utc)
+    result = evaluate(tagger, sentences)
+    finished = datetime.now(timezone.utc)
     result["dataset"] = str(test_file)
+    outcome = None
+    if record:
+        outcome = record_result(
+            version_id, str(test_file.resolve()), file_sha256(test_file), result, "manual",
+            started_at=started, finished_at=finished, thresholds=Thresholds.from_settings(Settings.from_env()),
+        )
+        result["run_id"], result["model_version_id"] = outcome.run_id, version_id
+        result["regression"], result["regression_detail"] = outcome.regression, outcome.detail
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{test_file}: {result['n_sentences']} sentences, {result['seconds']:.1f}s")
         print(format_table(result))
+        if outcome is not None:
+            flag = "REGRESSION" if outcome.regression else "no regression"
+            print(f"recorded evaluation run {outcome.run_id} (model version {version_id}): {flag}")
+    if outcome is not None and outcome.regression:
+        for drop in outcome.detail:
+            print(f"bin/evaluate: regression: {describe(drop)}", file=sys.stderr)
+        if args.fail_on_regression:
+            return 1
     return 0
 
 

@@ -18,6 +18,7 @@ import storage
 from storage.api import FINISHED
 from model.corpus import FORMATS
 
+from ..registry import current_model_dir
 from ..settings import Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
 from .common import positive_int, run, setup_logging
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
                    help="text: one query per line (default); bio/conll: labelled, tags ignored; "
                         'jsonl: {"tokens": [...]} or {"text": "..."} per line')
     p.add_argument("--name", help="job name (default: the file name)")
-    p.add_argument("--model", help="model directory (default: $NERQ_MODEL or var/models/current)")
+    p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, else var/models/current)")
     p.add_argument("--chunk-size", type=positive_int, help="sentences per task (default: $NERQ_CHUNK_SIZE or 1000)")
     p.add_argument("--queue", help="Celery queue to route this job to (e.g. gpu, cpu)")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         check_broker()
     with tqdm(desc="reading", unit="sent", file=sys.stderr, disable=None) as reading:
         job_id, chunks = create_job(
-            args.input, args.format, name=args.name, model_dir=args.model or settings.model,
+            args.input, args.format, name=args.name, model_dir=args.model or current_model_dir(),
             chunk_size=args.chunk_size or settings.chunk_size,
             on_sentences=lambda n: reading.update(n - reading.n),
         )

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
+import storage
 from model.devices import DEVICE_CHOICES
 from model.evaluation import format_table
 from model.train import PRESETS, preset_config, train
 
+from ..evaluation import Thresholds, describe, record_training
+from ..settings import Settings
 from .common import positive_int, run, setup_logging
+
+log = logging.getLogger("bin/train")
+
+
+def promoted_elsewhere() -> bool:
+    with storage.session_scope() as session:
+        return storage.current_model_version(session) is not None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=positive_int, help="epochs without dev improvement before stopping")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
+    p.add_argument("--no-register", action="store_true",
+                   help="do not register the model version nor record its test evaluation in SQL")
     return p
 
 
@@ -51,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{metrics['training_seconds']:.0f}s"
     )
     print(f"model written to {out}")
+    if not args.no_register:
+        try:
+            version, outcome = record_training(out, metrics, Thresholds.from_settings(Settings.from_env()))
+        except Exception as exc:  # the model is written: say how to register it later, do not lose it
+            log.warning("could not register %s (%s); run bin/evaluate --record --model %s later", out, exc, out)
+        else:
+            print(f"registered as model version {version.id}; test evaluation recorded as run {outcome.run_id}"
+                  + (" (flagged as a regression)" if outcome.regression else ""))
+            for drop in outcome.detail:
+                print(f"regression: {describe(drop)}")
+            if promoted_elsewhere():
+                print(f"a promoted version decides what new jobs use: bin/promote {version.id} to switch to this one")
     if args.json:
         print(json.dumps(metrics))
     return 0

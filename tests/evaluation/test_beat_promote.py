@@ -1,0 +1,143 @@
+"""Through real Redis, real bin/worker and bin/beat processes and PostgreSQL: scheduled
+evaluations land in evaluation_runs once per slot, even from two beats; bin/promote switches
+the model of the next job, never that of a running one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import text
+
+import storage
+from model import Tagger
+from model.checkpoint import weights_sha256
+from storage import get_engine
+from tests.conftest import BIN, run_bin
+from worker.registry import register_model_dir
+
+
+class Beat:
+    def __init__(self, env: dict, log: Path, *args: str) -> None:
+        self.log = log
+        self.proc = subprocess.Popen([str(BIN / "beat"), *args], env=env, stdout=open(log, "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def scheduled_runs(url: str) -> list[tuple]:
+    with get_engine(url).connect() as conn:
+        return list(conn.execute(text(
+            "SELECT r.slot, r.trigger, m.sha256, r.n_sentences, r.f1 FROM evaluation_runs r "
+            "JOIN model_versions m ON m.id = r.model_version_id ORDER BY r.id")))
+
+
+def wait_for(predicate, timeout: float, what: str, logs=()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} after {timeout}s\n" + "\n".join(p.read_text(errors="replace")[-3000:] for p in logs))
+
+
+def test_two_beats_fire_real_evaluations_once_per_slot(start_worker, queue_env, fresh_pg, tiny_model,
+                                                       eval_file, tmp_path):
+    queue = queue_env["NERQ_TEST_QUEUE"]
+    env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg, "NERQ_EVAL_SETS": str(eval_file),
+           "NERQ_EVAL_SCHEDULE": "interval:2"}
+    worker = start_worker(env=env)
+    beats = [Beat(env, tmp_path / f"beat{i}.log", "--queue", queue, "--schedule-file",
+                  str(tmp_path / f"beat{i}.schedule")) for i in range(2)]
+    try:
+        worker.wait_ready()
+        logs = [worker.log, *(b.log for b in beats)]
+        wait_for(lambda: len({r[0] for r in scheduled_runs(fresh_pg)}) >= 3, 90, "3 scheduled slots", logs)
+    finally:
+        for b in beats:
+            b.stop()
+    assert all(b.log.read_text().count("Sending due task") >= 2 for b in beats), "both beats should fire"
+
+    # the same slot sent twice more by hand (as a third beat would): still one run per slot
+    slot = scheduled_runs(fresh_pg)[0][0]
+    client = Celery(broker=queue_env["NERQ_BROKER_URL"])
+    for _ in range(2):
+        client.send_task("nerqueue.evaluate_model", kwargs={"trigger": "scheduled", "slot": slot}, queue=queue)
+    other = f"manual-{queue}"
+    client.send_task("nerqueue.evaluate_model", kwargs={"trigger": "scheduled", "slot": other}, queue=queue)
+    wait_for(lambda: other in {r[0] for r in scheduled_runs(fresh_pg)}, 60, "the hand-sent slot",
+             [worker.log])
+    time.sleep(1)
+    rows = scheduled_runs(fresh_pg)
+    slots = [r[0] for r in rows]
+    assert len(slots) == len(set(slots)), f"a slot was evaluated twice: {slots}"
+    assert all(r[1] == "scheduled" and r[2] == weights_sha256(tiny_model) and r[3] == 300 for r in rows)
+    assert "already recorded" in worker.log.read_text() or "evaluated elsewhere" in worker.log.read_text()
+
+
+def job_state(url: str, job_id: int) -> dict:
+    with storage.session_scope(url) as session:
+        job = storage.get_job(session, job_id)
+        return {"status": job.status, "n_done": job.n_done, "n": job.n_sentences, "version": job.model_version_id}
+
+
+def job_tags(url: str, job_id: int) -> tuple[list, list]:
+    with storage.session_scope(url) as session:
+        rows = list(storage.iter_job_results(session, job_id))
+    return [r[1] for r in rows], [r[2] for r in rows]
+
+
+def test_promote_switches_the_next_job_not_a_running_one(start_worker, queue_env, fresh_pg, good_model,
+                                                          worse_model, queries_file, tmp_path):
+    big = tmp_path / "queries3x.txt"  # 5859 queries in 293 chunks: still running when promoted
+    big.write_text(queries_file.read_text(encoding="utf-8") * 3, encoding="utf-8")
+    env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg}
+    env.pop("NERQ_MODEL")  # the promoted version decides
+    queue = env["NERQ_TEST_QUEUE"]
+    with storage.session_scope(fresh_pg) as session:
+        first = register_model_dir(session, good_model).id
+        second = register_model_dir(session, worse_model).id
+    assert run_bin("promote", str(first), env=env).returncode == 0
+    worker = start_worker(env=env)
+    worker.wait_ready()
+
+    res = run_bin("submit", str(big), "--chunk-size", "20", "--queue", queue, env=env)
+    assert res.returncode == 0, res.stderr
+    running = int(res.stdout.split()[0])
+    wait_for(lambda: job_state(fresh_pg, running)["n_done"] > 0, 60, "the first job to start", [worker.log])
+    with storage.session_scope(fresh_pg) as session:  # what bin/promote does, at once
+        storage.promote_model_version(session, second)
+    state = job_state(fresh_pg, running)
+    assert state["status"] == "running" and state["n_done"] < state["n"], "the first job finished too soon"
+
+    res = run_bin("submit", str(queries_file), "--chunk-size", "500", "--queue", queue, "--wait", env=env)
+    assert res.returncode == 0, res.stderr
+    following = int(res.stdout.split()[0])
+    wait_for(lambda: job_state(fresh_pg, running)["status"] == "done", 120, "the first job to finish", [worker.log])
+
+    assert job_state(fresh_pg, running)["version"] == first
+    assert job_state(fresh_pg, following)["version"] == second
+    for job_id, model_dir in ((running, good_model), (following, worse_model)):
+        tokens, tags = job_tags(fresh_pg, job_id)
+        assert tags == Tagger.load(model_dir, "cpu").tag(tokens), f"job {job_id} was not tagged by {model_dir}"
+    _, tags_a = job_tags(fresh_pg, running)
+    _, tags_b = job_tags(fresh_pg, following)
+    assert tags_a != tags_b  # the two models do disagree, so the check above means something
+
+    assert run_bin("promote", weights_sha256(worse_model)[:12], env=env).returncode == 0  # by sha256 prefix
+    listing = run_bin("models", "--json", env=env)
+    current = [json.loads(line) for line in listing.stdout.splitlines() if json.loads(line)["current"]]
+    assert [m["id"] for m in current] == [second]
