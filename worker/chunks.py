@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 import storage
-from model import Tagger
 from model.spans import bio_spans
 
 from .registry import load_tagger
@@ -37,14 +36,6 @@ def entity_rows(idx: int, tokens: list[str], tags: list[str]) -> list[storage.En
     ]
 
 
-def _tagger_for_job(job: storage.Job, device: str) -> Tagger:
-    if job.model_version_id is None:
-        raise RuntimeError(f"job {job.id} has no model version")
-    with storage.session_scope() as session:
-        version = storage.get_model_version(session, job.model_version_id)
-    return load_tagger(version.path, version.sha256, device)
-
-
 def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", max_attempts: int = 4) -> ChunkOutcome:
     started = time.perf_counter()
     with storage.session_scope() as session:
@@ -55,8 +46,11 @@ def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", max_attempts: i
         if chunk.attempts > max_attempts:
             # Redelivered again and again (its worker keeps dying): give up instead of looping.
             raise ChunkGaveUp(f"chunk {chunk_idx} of job {job_id}: gave up after {max_attempts} attempts")
+        if job.model_version_id is None:
+            raise RuntimeError(f"job {job_id} has no model version")
+        version = storage.get_model_version(session, job.model_version_id)
         sentences = storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
-    tagger = _tagger_for_job(job, device)
+    tagger = load_tagger(version.path, version.sha256, device)
     indices = [i for i, _ in sentences]
     tokens = [t for _, t in sentences]
     tags: dict[int, list[str]] = {}
