@@ -1,7 +1,9 @@
 """The model directory: config.json, vocab.json, model.safetensors, metrics.json.
 
 Written into a temporary sibling and renamed into place, so a crash never leaves a half model;
-read with safetensors and JSON only, so loading never runs pickled code.
+read with safetensors and JSON only, so loading never runs pickled code. The weights file
+records the sha256 of config.json and vocab.json, so the weights' sha256 (a model version's
+identity) covers the whole directory: a tampered vocabulary is refused, never used.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .data import file_sha256
@@ -35,7 +37,7 @@ def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: 
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
         vocab.save(tmp / VOCAB)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS))
+        save_file(state, str(tmp / WEIGHTS), metadata={name: file_sha256(tmp / name) for name in (CONFIG, VOCAB)})
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -61,6 +63,7 @@ def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger
     missing = [n for n in (CONFIG, VOCAB, WEIGHTS) if not (path / n).is_file()]
     if missing:
         raise ModelLoadError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+    _check_recorded_digests(path)
     try:
         config = ModelConfig.from_dict(json.loads((path / CONFIG).read_text(encoding="utf-8")))
         vocab = Vocab.load(path / VOCAB)
@@ -75,6 +78,19 @@ def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"{path / WEIGHTS}: corrupt or mismatched weights ({exc})") from None
     return model.to(device).eval(), vocab
+
+
+def _check_recorded_digests(path: Path) -> None:
+    """config.json and vocab.json must be the files the weights were saved with."""
+    try:
+        with safe_open(str(path / WEIGHTS), framework="pt") as weights:
+            recorded = weights.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ModelLoadError(f"{path / WEIGHTS}: corrupt weights file ({exc})") from None
+    for name in (CONFIG, VOCAB):
+        if name in recorded and recorded[name] != file_sha256(path / name):
+            raise ModelLoadError(f"{path / name}: changed since the model was saved (sha256 differs from "
+                                 f"the one recorded in {WEIGHTS}); refusing to load it")
 
 
 def read_metrics(path: str | Path) -> dict:

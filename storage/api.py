@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -181,11 +181,13 @@ def create_job(
     input_sha256: str,
     input_format: str,
     model_version_id: int | None = None,
+    queue: str | None = None,
 ) -> Job:
-    """A queued job with no sentences yet (add_sentences, then create_chunks)."""
+    """A queued job with no sentences yet (add_sentences, then create_chunks). `queue` is the
+    broker queue its chunks go to (None: tagged in-process)."""
     job = Job(
         name=name, input_path=input_path, input_sha256=input_sha256, input_format=input_format,
-        model_version_id=model_version_id,
+        model_version_id=model_version_id, queue=queue,
     )
     session.add(job)
     session.flush()
@@ -336,18 +338,44 @@ def mark_chunk(
     return _move_chunk(session, job_id, chunk_idx, status, set(CHUNK_STATUSES) - {"done"}, error=error)
 
 
-def stale_chunks(
-    session: Session, older_than_seconds: float, statuses: Collection[str] = ("running",)
-) -> list[ChunkInfo]:
-    """Chunks in `statuses` untouched for that long (oldest first): their worker probably died
-    or their message was lost. Compares with this machine's clock."""
+def touch_chunk(session: Session, job_id: int, chunk_idx: int) -> str:
+    """A worker's sign of life on its chunk (the sweeper requeues chunks that give none).
+    Returns the chunk's status: anything but running or queued tells the worker to stop."""
+    return _lock_chunk(session, job_id, chunk_idx).status
+
+
+def requeue_stale_chunks(
+    session: Session, older_than_seconds: float, status: str = "running", queues: Collection[str] | None = None
+) -> list[tuple[int, int, str]]:
+    """Set chunks in `status` untouched for that long back to queued, and return them as
+    (job id, chunk idx, queue) for the caller to send again. Only jobs that went through a
+    broker take part (`queues` narrows them). One UPDATE: of two sweepers, one takes each chunk."""
+    _check(status, ACTIVE, "status")
+    now = utcnow()
+    brokered = select(Job.id).where(Job.status.in_(ACTIVE), Job.queue.is_not(None))
+    if queues is not None:
+        brokered = brokered.where(Job.queue.in_(list(queues)))
+    moved = session.execute(
+        update(Chunk)
+        .where(Chunk.status == status, Chunk.updated_at < now - timedelta(seconds=older_than_seconds),
+               Chunk.job_id.in_(brokered))
+        .values(status="queued", updated_at=now)
+        .returning(Chunk.job_id, Chunk.chunk_idx)
+        .execution_options(synchronize_session=False)  # no Chunk objects in the session to update
+    ).all()
+    queue_of = dict(session.execute(select(Job.id, Job.queue).where(Job.id.in_({j for j, _ in moved}))).all())
+    return sorted((job_id, chunk_idx, queue_of[job_id]) for job_id, chunk_idx in moved)
+
+
+def stale_queues(session: Session, older_than_seconds: float) -> list[str]:
+    """Queues with jobs whose queued chunks have waited that long: if such a queue is empty
+    in the broker, their messages were lost (a flushed broker, a deleted queue)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     stmt = (
-        select(*_CHUNK_COLUMNS)
-        .where(Chunk.status.in_(statuses), Chunk.updated_at < cutoff)
-        .order_by(Chunk.updated_at)
+        select(Job.queue).distinct().join(Chunk, Chunk.job_id == Job.id)
+        .where(Job.status.in_(ACTIVE), Job.queue.is_not(None), Chunk.status == "queued", Chunk.updated_at < cutoff)
     )
-    return [ChunkInfo(**row._mapping) for row in session.execute(stmt)]
+    return sorted(session.scalars(stmt))
 
 
 _ENTITY_COLUMNS = ("job_id", *EntityRow._fields)
@@ -364,37 +392,30 @@ def save_tagged_chunk(
     chunk_idx: int,
     tags: Mapping[int, list[str]] | Sequence[tuple[int, list[str]]],
     entities: Iterable[EntityRow],
-) -> int:
+) -> int | None:
     """Store a whole chunk's tags and entities and mark it done, in the caller's transaction.
 
-    Idempotent: a redelivered chunk replaces its entities rather than adding a copy, and only
-    sentences that were untagged count towards jobs.n_done (a chunk that had failed leaves
-    n_failed). Returns how many sentences it newly tagged (0 for a repeat)."""
+    Only a queued or running chunk is saved: None, and no change, for one that is already
+    done (another delivery saved it: the tags are the same), failed (given up on: its job
+    may have ended) or cancelled. So each sentence is tagged, and counted, exactly once.
+    Returns how many sentences it tagged."""
     chunk = _lock_chunk(session, job_id, chunk_idx)
+    if chunk.status not in ACTIVE:
+        return None
     by_idx = dict(tags)
     if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
         raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
     rows = [(job_id, *e) for e in entities]
     if any(not chunk.start <= row[1] < chunk.stop for row in rows):
         raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
-
-    in_chunk = (Sentence.job_id == job_id, Sentence.idx >= chunk.start, Sentence.idx < chunk.stop)
-    newly_tagged = session.scalar(
-        select(func.count()).select_from(Sentence).where(*in_chunk, Sentence.tags.is_(None))
-    ) or 0
     now = utcnow()
     session.execute(
         _TAG_SENTENCE, [{"b_job_id": job_id, "b_idx": i, "tags": t, "tagged_at": now} for i, t in by_idx.items()]
     )
-    session.execute(
-        delete(Entity).where(
-            Entity.job_id == job_id, Entity.sentence_idx >= chunk.start, Entity.sentence_idx < chunk.stop
-        )
-    )
     insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
     session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(status="done", error=None))
-    _add_to_counters(session, job_id, done=newly_tagged, failed=_failed_delta(chunk.status, "done", chunk.size))
-    return newly_tagged
+    _add_to_counters(session, job_id, done=chunk.size)
+    return chunk.size
 
 
 # --- job state --------------------------------------------------------------------------
@@ -443,10 +464,6 @@ def cancel_job(session: Session, job_id: int) -> bool:
         .returning(Job.id)
     )
     return cancelled.first() is not None
-
-
-def job_is_cancelled(session: Session, job_id: int) -> bool:
-    return get_job(session, job_id).status == "cancelled"
 
 
 def job_progress(session: Session, job_id: int, max_errors: int = 5) -> JobProgress:

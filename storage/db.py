@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .engine import database_url, make_engine, normalize_url
@@ -55,3 +56,11 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session in one transaction: committed if the block succeeds, rolled back if it raises."""
     with _entry(url).sessions.begin() as session:
         yield session
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error that waiting can cure: the database is down, restarting or unreachable, or a
+    lock or serialization conflict. Callers retry these with backoff instead of giving up."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )

@@ -104,6 +104,8 @@ class Job(Base):
     input_sha256: Mapped[str] = mapped_column(String(64))
     input_format: Mapped[str] = mapped_column(String(16))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    # The Celery queue its chunks go to; NULL for jobs tagged in-process (no broker).
+    queue: Mapped[str | None] = mapped_column(String(200))
     n_sentences: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -10,10 +10,11 @@ import os
 
 import torch
 from celery import Celery
+from kombu.exceptions import ChannelError
 from celery.signals import worker_process_init
 
 from .registry import current_model_dir, preload
-from .settings import Settings
+from .settings import DEFAULT_QUEUE, Settings
 
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
@@ -28,11 +29,11 @@ app.conf.update(
     task_reject_on_worker_lost=True,  # ...and redelivered if its worker dies mid-chunk
     worker_prefetch_multiplier=1,
     task_time_limit=settings.task_time_limit,
-    task_soft_time_limit=max(settings.task_time_limit - 30, settings.task_time_limit // 2),
+    task_soft_time_limit=settings.soft_time_limit,
     # Redis re-delivers unacknowledged messages after this: it must outlast the longest task.
     broker_transport_options={"visibility_timeout": settings.task_time_limit * 2 + 60},
     broker_connection_retry_on_startup=True,
-    task_default_queue="nerqueue",
+    task_default_queue=DEFAULT_QUEUE,
     worker_hijack_root_logger=False,
 )
 
@@ -57,18 +58,37 @@ def _load_in_child(**_) -> None:
     warm_up()
 
 
+def queue_size(name: str) -> int:
+    """Messages waiting in a broker queue (0 for a queue the broker does not have)."""
+    with app.connection_for_write() as conn, conn.channel() as channel:
+        try:
+            return channel.queue_declare(queue=name, passive=True).message_count
+        except ChannelError:
+            return 0
+
+
 EVALUATION_ENTRY = "evaluate-current-model"
+SWEEP_ENTRY = "sweep-stale-chunks"
 
 
 def configure_beat(spec: str, queue: str | None = None, datasets: list[str] | None = None) -> None:
-    """The beat schedule: evaluate the current model every `spec` (see worker.evaluation.parse_schedule)."""
+    """The beat schedule: evaluate the current model every `spec` (see worker.evaluation.parse_schedule),
+    and sweep stale chunks every NERQ_SWEEP_INTERVAL_SECONDS."""
     from .evaluation import parse_schedule
 
+    options = {"queue": queue} if queue else {}
     app.conf.beat_schedule = {
         EVALUATION_ENTRY: {
             "task": "nerqueue.evaluate_model",
             "schedule": parse_schedule(spec),
             "kwargs": {"trigger": "scheduled", "schedule": spec, "datasets": datasets or None},
-            "options": {"queue": queue} if queue else {},
-        }
+            "options": options,
+        },
+        SWEEP_ENTRY: {
+            "task": "nerqueue.sweep_stale_chunks",
+            "schedule": settings.sweep_interval_seconds,
+            "kwargs": {"older_than_seconds": settings.stale_chunk_seconds},  # the beat's setting wins
+            # A sweep that waited longer than its interval is stale itself: the next one follows.
+            "options": {**options, "expires": settings.sweep_interval_seconds},
+        },
     }

@@ -22,6 +22,11 @@ class ChunkGaveUp(RuntimeError):
     """A chunk that was tried too often; retrying it again cannot help."""
 
 
+class ChunkTimedOut(RuntimeError):
+    """A chunk ran past its time limit (checked between batches: Celery's solo pool, used on
+    GPUs, enforces no time limit of its own). It is retried like any other failure."""
+
+
 @dataclass(frozen=True)
 class ChunkOutcome:
     status: str  # "done", "skipped" (finished or cancelled already), "cancelled"
@@ -36,8 +41,22 @@ def entity_rows(idx: int, tokens: list[str], tags: list[str]) -> list[storage.En
     ]
 
 
-def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", max_attempts: int = 4) -> ChunkOutcome:
-    started = time.perf_counter()
+def _stopped(status: str | None, n: int) -> ChunkOutcome:
+    """The outcome for a chunk that is no longer ours: cancelled, or finished by another delivery."""
+    return ChunkOutcome("cancelled" if status == "cancelled" else "skipped", n)
+
+
+def run_chunk(
+    job_id: int,
+    chunk_idx: int,
+    device: str = "auto",
+    max_attempts: int = 8,
+    time_limit: float | None = None,
+    heartbeat_seconds: float = 5.0,
+) -> ChunkOutcome:
+    """Tag one chunk. Every `heartbeat_seconds` it shows progress (the sweeper requeues chunks
+    that show none) and stops if the chunk was cancelled; past `time_limit` it gives up."""
+    started = time.monotonic()
     with storage.session_scope() as session:
         chunk = storage.claim_chunk(session, job_id, chunk_idx)
         job = storage.get_job(session, job_id)
@@ -54,20 +73,25 @@ def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", max_attempts: i
     indices = [i for i, _ in sentences]
     tokens = [t for _, t in sentences]
     tags: dict[int, list[str]] = {}
-    for batch_no, (positions, batch_tags) in enumerate(tagger.iter_tagged(tagger.encode(tokens))):
-        if batch_no and batch_no % 4 == 0:
-            with storage.session_scope() as session:
-                if storage.job_is_cancelled(session, job_id):
-                    return ChunkOutcome("cancelled", len(sentences))
+    shown_at = started
+    for positions, batch_tags in tagger.iter_tagged(tagger.encode(tokens)):
         for pos, t in zip(positions, batch_tags):
             tags[indices[pos]] = t
+        now = time.monotonic()
+        if time_limit is not None and now - started > time_limit:
+            raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {time_limit:.0f}s time limit")
+        if now - shown_at >= heartbeat_seconds:
+            shown_at = now
+            with storage.session_scope() as session:
+                status = storage.touch_chunk(session, job_id, chunk_idx)
+            if status not in storage.ACTIVE:
+                return _stopped(status, len(sentences))
     rows = [row for pos, i in enumerate(indices) for row in entity_rows(i, tokens[pos], tags[i])]
     with storage.session_scope() as session:
-        if storage.job_is_cancelled(session, job_id):
-            return ChunkOutcome("cancelled", len(sentences))
-        storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows)
+        if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows) is None:
+            return _stopped(storage.touch_chunk(session, job_id, chunk_idx), len(sentences))
         job_status = storage.finish_job_if_complete(session, job_id)
-    seconds = time.perf_counter() - started
+    seconds = time.monotonic() - started
     log.info("job %s chunk %s: %d sentences in %.2fs", job_id, chunk_idx, len(sentences), seconds)
     return ChunkOutcome("done", len(sentences), job_status)
 

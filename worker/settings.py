@@ -8,6 +8,7 @@ from dataclasses import dataclass
 DEFAULT_MODEL = "var/models/current"
 DEFAULT_CHUNK_SIZE = 1000  # sentences per task: see bench/bench_queue.py for the measurement
 DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
+DEFAULT_QUEUE = "nerqueue"  # the Celery queue of jobs submitted without --queue
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,25 @@ class Settings:
     regression_f1: float = 1.0  # NERQ_REGRESSION_F1: overall F1 drop (points) that is a regression
     regression_label_f1: float = 3.0  # NERQ_REGRESSION_LABEL_F1: per-label F1 drop that is one...
     regression_min_support: int = 50  # NERQ_REGRESSION_MIN_SUPPORT: ...for labels with this support
+    stale_chunk_seconds: float = 600.0  # NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again
+    sweep_interval_seconds: float = 60.0  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
+    db_retry_seconds: float = 300.0  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
+    metrics_port: int | None = None  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
+
+    @property
+    def soft_time_limit(self) -> int:
+        """Seconds after which a chunk stops itself and is retried (the hard limit kills it)."""
+        return max(self.task_time_limit - 30, self.task_time_limit // 2)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a running chunk shows progress: well inside the stale timeout."""
+        return min(5.0, self.stale_chunk_seconds / 4)
+
+    @property
+    def max_attempts(self) -> int:
+        """Starts of one chunk (retries and redeliveries after its worker died) before it fails."""
+        return 2 * (self.max_retries + 1)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,4 +61,8 @@ class Settings:
             regression_f1=float(env.get("NERQ_REGRESSION_F1", 1.0)),
             regression_label_f1=float(env.get("NERQ_REGRESSION_LABEL_F1", 3.0)),
             regression_min_support=int(env.get("NERQ_REGRESSION_MIN_SUPPORT", 50)),
+            stale_chunk_seconds=float(env.get("NERQ_STALE_CHUNK_SECONDS", 600)),
+            sweep_interval_seconds=float(env.get("NERQ_SWEEP_INTERVAL_SECONDS", 60)),
+            db_retry_seconds=float(env.get("NERQ_DB_RETRY_SECONDS", 300)),
+            metrics_port=int(env["NERQ_METRICS_PORT"]) if env.get("NERQ_METRICS_PORT") else None,
         )

@@ -39,9 +39,11 @@ def create_job(
     name: str | None,
     model_dir: str,
     chunk_size: int,
+    queue: str | None = None,
     on_sentences: Callable[[int], None] = lambda n: None,
 ) -> tuple[int, list[tuple[int, int, int]]]:
-    """Store the input as a queued job with its chunks; returns (job id, chunks).
+    """Store the input as a queued job with its chunks; returns (job id, chunks). `queue` is
+    where its chunks will be sent (None: tagged in this process).
 
     The file is validated while it streams in. A bad line rolls its sentences back and leaves
     the job `failed` with the error (file, line, cause), never a job that looks queued or done.
@@ -54,7 +56,7 @@ def create_job(
         version = register_model_dir(session, model_dir)
         job = storage.create_job(
             session, name=name or path.name, input_path=str(path.resolve()), input_sha256=digest,
-            input_format=fmt, model_version_id=version.id,
+            input_format=fmt, model_version_id=version.id, queue=queue,
         )
         job_id = job.id
     try:
@@ -83,13 +85,12 @@ def abandon(job_id: int, reason: str) -> None:
             storage.set_job_status(session, job_id, "cancelled", reason)
 
 
-def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str | None = None) -> None:
-    from .tasks import tag_chunk
+def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None:
+    from .tasks import send_chunk
 
     try:
         for chunk_idx, _, _ in chunks:
-            tag_chunk.apply_async((job_id, chunk_idx), queue=queue, retry=True,
-                                  retry_policy={"max_retries": 3, "interval_start": 0.5})
+            send_chunk(job_id, chunk_idx, queue)
     except Exception as exc:
         with storage.session_scope() as session:
             storage.set_job_status(session, job_id, "failed", f"could not enqueue chunks: {exc}")

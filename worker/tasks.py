@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 
 from celery import Task
+from celery.exceptions import TimeLimitExceeded
 
+import storage
 from model.checkpoint import ModelLoadError
 
-from .celery_app import app, settings
+from .celery_app import app, queue_size, settings
 from .chunks import ChunkGaveUp, ChunkOutcome, fail_chunk, run_chunk
+from .sweeper import sweep
 
 log = logging.getLogger(__name__)
 
 
 class ChunkTask(Task):
-    """Retries with backoff (database outages, passing faults); once retries are spent, or for
-    an error retrying cannot fix, the chunk is marked failed with the error instead of looping."""
+    """Retries with backoff (passing faults); once retries are spent, or for an error retrying
+    cannot fix, the chunk is marked failed with the error instead of looping."""
 
     autoretry_for = (Exception,)
     dont_autoretry_for = (ModelLoadError, ChunkGaveUp)
@@ -27,6 +30,11 @@ class ChunkTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001 - Celery's
         job_id, chunk_idx = args
+        if isinstance(exc, TimeLimitExceeded):
+            # Killed by the hard limit, so the soft one could not stop it: the chunk stays
+            # `running`, and the sweeper sends it again (its attempts are counted).
+            log.error("job %s chunk %s killed at the hard time limit; the sweeper will retry it", job_id, chunk_idx)
+            return
         log.error("job %s chunk %s failed for good: %r", job_id, chunk_idx, exc)
         try:
             fail_chunk(job_id, chunk_idx, f"{type(exc).__name__}: {exc}")
@@ -34,10 +42,41 @@ class ChunkTask(Task):
             log.exception("could not record the failure of job %s chunk %s", job_id, chunk_idx)
 
 
-@app.task(base=ChunkTask, name="nerqueue.tag_chunk")
-def tag_chunk(job_id: int, chunk_idx: int) -> dict:
-    outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, settings.max_retries + 1)
+def db_retry_delay(retries: int) -> float:
+    """Seconds before retry number `retries` + 1 of a chunk whose database was unreachable."""
+    return min(2.0**retries, 30.0)
+
+
+@app.task(base=ChunkTask, bind=True, name="nerqueue.tag_chunk")
+def tag_chunk(self: ChunkTask, job_id: int, chunk_idx: int) -> dict:
+    try:
+        outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, settings.max_attempts,
+                                          settings.soft_time_limit, settings.heartbeat_seconds)
+    except Exception as exc:
+        # An unreachable database is waited out for NERQ_DB_RETRY_SECONDS, apart from the
+        # retries for other errors: the chunk itself is fine.
+        waited = sum(db_retry_delay(n) for n in range(self.request.retries))
+        if storage.is_transient(exc) and waited < settings.db_retry_seconds:
+            log.warning("job %s chunk %s: database unavailable (%s); retrying", job_id, chunk_idx,
+                        str(exc).splitlines()[0])
+            raise self.retry(exc=exc, countdown=db_retry_delay(self.request.retries),
+                             max_retries=self.request.retries + 1) from exc
+        raise
     return {"status": outcome.status, "sentences": outcome.n_sentences, "job_status": outcome.job_status}
+
+
+def send_chunk(job_id: int, chunk_idx: int, queue: str | None) -> None:
+    """Queue one chunk (bin/submit and the sweeper), retrying a passing broker error."""
+    tag_chunk.apply_async((job_id, chunk_idx), queue=queue, retry=True,
+                          retry_policy={"max_retries": 3, "interval_start": 0.5})
+
+
+@app.task(name="nerqueue.sweep_stale_chunks")
+def sweep_stale_chunks(older_than_seconds: float | None = None) -> list[list]:
+    """Send again the chunks that made no progress for that long (default NERQ_STALE_CHUNK_SECONDS).
+    bin/beat sends this every NERQ_SWEEP_INTERVAL_SECONDS, with its own NERQ_STALE_CHUNK_SECONDS."""
+    older_than = settings.stale_chunk_seconds if older_than_seconds is None else older_than_seconds
+    return [list(c) for c in sweep(older_than, queue_size, send_chunk)]
 
 
 @app.task(name="nerqueue.evaluate_model")

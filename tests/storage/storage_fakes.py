@@ -85,13 +85,16 @@ def run_together(work: Callable[..., Any], *arg_lists: tuple[Any, ...]) -> list[
     return reported
 
 
-def make_job(session: Session, n: int, chunk_size: int, name: str = "job") -> tuple[int, list[tuple[int, int, int]]]:
+def make_job(
+    session: Session, n: int, chunk_size: int, name: str = "job", queue: str | None = None
+) -> tuple[int, list[tuple[int, int, int]]]:
     """A job of n sentence(i), split into chunks: (job id, chunks)."""
-    job = create_job(session, name=name, input_path=f"{name}.txt", input_sha256="ab" * 32, input_format="text")
+    job = create_job(session, name=name, input_path=f"{name}.txt", input_sha256="ab" * 32, input_format="text",
+                     queue=queue)
     add_sentences(session, job.id, ((i, sentence(i)) for i in range(n)))
     return job.id, create_chunks(session, job.id, chunk_size)
 
 
-def write_chunk(session: Session, job_id: int, chunk: tuple[int, int, int]) -> int:
+def write_chunk(session: Session, job_id: int, chunk: tuple[int, int, int]) -> int | None:
     chunk_idx, start, stop = chunk
     return save_tagged_chunk(session, job_id, chunk_idx, *tag_chunk(session, job_id, start, stop))

@@ -24,7 +24,6 @@ from storage import (
     get_model_version,
     iter_job_entities,
     iter_job_results,
-    job_is_cancelled,
     job_progress,
     latest_model_versions,
     list_jobs,
@@ -35,7 +34,9 @@ from storage import (
     save_tagged_chunk,
     session_scope,
     set_job_status,
-    stale_chunks,
+    requeue_stale_chunks,
+    stale_queues,
+    touch_chunk,
 )
 from storage.schema import Chunk, utcnow
 
@@ -84,20 +85,20 @@ def test_jobs_sentences_and_chunks(session: Session) -> None:
 def test_writing_a_chunk_twice_leaves_one_copy(db_url: str) -> None:
     with session_scope(db_url) as s:
         job_id, chunks = make_job(s, 30, 10)
-    for expected_new in (10, 0):  # a redelivered task writes the same chunk again
+    for expected in (10, None):  # a redelivered task writes the same chunk again: a no-op
         with session_scope(db_url) as s:
-            assert write_chunk(s, job_id, chunks[1]) == expected_new
+            assert write_chunk(s, job_id, chunks[1]) == expected
     with session_scope(db_url) as s:
         assert counters(s, job_id) == (30, 10, 0)
         assert entity_count(s, job_id) == 20  # a Director and a Year per sentence
         tags = {idx: t for idx, _, t in iter_job_results(s, job_id)}
         assert tags[10] == fake_tag(10, sentence(10))[0] and tags[9] is None and tags[20] is None
 
-        # A redelivery whose result differs replaces the chunk's entities, it does not add to them.
-        tags_by_idx, _ = tag_chunk(s, job_id, 10, 20)
+        # Whatever a late delivery brings, the chunk's first stored result stays, once.
+        tags_by_idx, entities = tag_chunk(s, job_id, 10, 20)
         only_one = [EntityRow(12, "Director", 5, 7, "sofia coppola")]
-        assert save_tagged_chunk(s, job_id, 1, list(tags_by_idx.items()), only_one) == 0
-        assert list(iter_job_entities(s, job_id)) == only_one
+        assert save_tagged_chunk(s, job_id, 1, list(tags_by_idx.items()), only_one) is None
+        assert sorted(iter_job_entities(s, job_id)) == sorted(entities)
         assert counters(s, job_id) == (30, 10, 0)
 
 
@@ -119,8 +120,12 @@ def test_failed_chunks_count_once_and_leave_the_count_when_retried(session: Sess
     assert not mark_chunk_failed(session, job_id, 2, "again")  # already failed: counted once
     assert counters(session, job_id) == (25, 0, 5)
     assert job_progress(session, job_id).chunk_errors == [(2, "CUDA out of memory")]
+    # A late delivery of a chunk given up on stores nothing: its job may have ended already.
+    assert write_chunk(session, job_id, chunks[2]) is None
+    assert counters(session, job_id) == (25, 0, 5)
 
-    assert write_chunk(session, job_id, chunks[2]) == 5  # a late success
+    assert mark_chunk(session, job_id, 2, "queued") is not None  # retried by hand
+    assert write_chunk(session, job_id, chunks[2]) == 5
     assert counters(session, job_id) == (25, 5, 0)
     assert not mark_chunk_failed(session, job_id, 2, "too late")  # done stays done
     assert counters(session, job_id) == (25, 5, 0)
@@ -171,28 +176,47 @@ def test_cancel_job(session: Session) -> None:
     job_id, chunks = make_job(session, 30, 10)
     write_chunk(session, job_id, chunks[0])
     claim_chunk(session, job_id, 1)
-    assert not job_is_cancelled(session, job_id)
+    assert touch_chunk(session, job_id, 1) == "running"
     assert cancel_job(session, job_id)
-    assert job_is_cancelled(session, job_id)
+    assert touch_chunk(session, job_id, 1) == "cancelled"  # the worker's next heartbeat stops it
     assert job_progress(session, job_id).chunks == {"done": 1, "cancelled": 2}
     assert claim_chunk(session, job_id, 2) is None
     assert not cancel_job(session, job_id)
-    write_chunk(session, job_id, chunks[1])  # a worker that was mid-chunk still stores its results
+    assert write_chunk(session, job_id, chunks[1]) is None  # nor is a cancelled chunk stored
     assert finish_job_if_complete(session, job_id) is None
     assert get_job(session, job_id).status == "cancelled"
+    assert counters(session, job_id) == (30, 10, 0)
 
 
-def test_stale_chunks(session: Session) -> None:
-    job_id, chunks = make_job(session, 30, 10)
-    for chunk_idx in (0, 1):
+def age(session: Session, job_id: int, chunk_idx: int, hours: float = 1) -> None:
+    session.execute(update(Chunk).where(Chunk.job_id == job_id, Chunk.chunk_idx == chunk_idx)
+                    .values(updated_at=utcnow() - timedelta(hours=hours)))
+
+
+def test_requeue_stale_chunks(session: Session) -> None:
+    job_id, chunks = make_job(session, 50, 10, queue="gpu")
+    local_id, _ = make_job(session, 10, 10, name="local")  # tagged in-process: never swept
+    for chunk_idx in (0, 1, 2):
         claim_chunk(session, job_id, chunk_idx)
-    an_hour_ago = utcnow() - timedelta(hours=1)
-    session.execute(update(Chunk).where(Chunk.job_id == job_id, Chunk.chunk_idx == 1).values(updated_at=an_hour_ago))
-    assert [(c.chunk_idx, c.status) for c in stale_chunks(session, 600)] == [(1, "running")]
-    assert {c.chunk_idx for c in stale_chunks(session, 600, statuses=("queued", "running"))} == {1}
-    assert stale_chunks(session, 7200) == []
-    assert mark_chunk(session, job_id, 1, "queued") is not None  # the sweeper re-queues it
-    assert stale_chunks(session, 600) == []
+    claim_chunk(session, local_id, 0)
+    for chunk_idx in (1, 2, 3):
+        age(session, job_id, chunk_idx)
+    age(session, local_id, 0)
+    write_chunk(session, job_id, chunks[2])  # finished since: not stale
+    assert touch_chunk(session, job_id, 0) == "running"
+
+    assert requeue_stale_chunks(session, 7200) == []
+    assert requeue_stale_chunks(session, 600) == [(job_id, 1, "gpu")]
+    assert requeue_stale_chunks(session, 600) == []  # requeued and touched: one sweeper takes it
+    assert claim_chunk(session, job_id, 1).attempts == 2  # the next start counts
+
+    assert stale_queues(session, 600) == ["gpu"]  # chunk 3 waited an hour in the gpu queue
+    assert requeue_stale_chunks(session, 600, "queued", ["cpu"]) == []
+    assert requeue_stale_chunks(session, 600, "queued", ["gpu"]) == [(job_id, 3, "gpu")]
+    assert stale_queues(session, 600) == []
+    cancel_job(session, job_id)
+    age(session, job_id, 4)
+    assert requeue_stale_chunks(session, 600, "queued") == []  # a cancelled job is left alone
 
 
 def test_job_progress_and_status(session: Session) -> None:

@@ -15,11 +15,10 @@ import time
 from tqdm import tqdm
 
 import storage
-from storage.api import FINISHED
 from model.corpus import FORMATS
 
 from ..registry import current_model_dir
-from ..settings import Settings
+from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
 from .common import positive_int, run, setup_logging
 
@@ -33,8 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="job name (default: the file name)")
     p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, else var/models/current)")
     p.add_argument("--chunk-size", type=positive_int, help="sentences per task (default: $NERQ_CHUNK_SIZE or 1000)")
-    p.add_argument("--queue", help="Celery queue to route this job to (e.g. gpu, cpu)")
+    p.add_argument("--queue", default=DEFAULT_QUEUE,
+                   help=f"Celery queue to route this job to, e.g. gpu or cpu (default {DEFAULT_QUEUE})")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    p.add_argument("--timeout", type=positive_int, metavar="SECONDS",
+                   help="with --wait: stop waiting after this long (exit 3; the job goes on)")
     p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
     return p
 
@@ -49,12 +51,14 @@ def progress_dict(job_id: int) -> dict:
     }
 
 
-def wait(job_id: int, total: int, poll: float = 0.5) -> dict:
+def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> dict:
+    """Show progress until the job ends, or the timeout passes: returns its last state."""
+    deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
         while True:
             state = progress_dict(job_id)
             bar.update(state["n_done"] + state["n_failed"] - bar.n)
-            if state["status"] in FINISHED:
+            if state["status"] in storage.FINISHED or (deadline and time.monotonic() > deadline):
                 return state
             time.sleep(poll)
 
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         job_id, chunks = create_job(
             args.input, args.format, name=args.name, model_dir=args.model or current_model_dir(),
             chunk_size=args.chunk_size or settings.chunk_size,
+            queue=args.queue if settings.broker_url else None,
             on_sentences=lambda n: reading.update(n - reading.n),
         )
     total = chunks[-1][2] if chunks else 0
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.wait:
             print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
             return 0
-        state = wait(job_id, total)
+        state = wait(job_id, total, args.timeout)
     else:
         try:
             with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -100,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(state))
     print(f"job {job_id} {state['status']}: {state['n_done']} tagged, {state['n_failed']} failed",
           file=sys.stderr)
+    if state["status"] not in storage.FINISHED:
+        print(f"bin/submit: gave up waiting after {args.timeout}s; the job goes on (bin/status {job_id})",
+              file=sys.stderr)
+        return 3
     return 0 if state["status"] == "done" else 1
 
 

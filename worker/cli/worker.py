@@ -8,6 +8,7 @@ import sys
 
 from model.devices import DEVICE_CHOICES, resolve_device
 
+from ..settings import DEFAULT_QUEUE
 from .common import positive_int, run
 
 
@@ -15,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/worker", description=__doc__)
     p.add_argument("--device", choices=DEVICE_CHOICES, default=os.environ.get("NERQ_DEVICE", "auto"))
     p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker always runs one")
-    p.add_argument("--queues", default="nerqueue", help="comma-separated queues to consume")
+    p.add_argument("--queues", default=DEFAULT_QUEUE, help=f"comma-separated queues to consume (default {DEFAULT_QUEUE})")
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", help="Celery node name (default: nerqueue-<pid>@host)")
     return p

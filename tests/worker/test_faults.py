@@ -1,0 +1,298 @@
+"""Fault injection with real processes: workers killed or stopped mid-chunk, Redis and
+PostgreSQL restarted under a running job, poison input, failing writes, tampered models,
+cancellation, and lost messages found by the sweeper. Each test checks that every sentence
+is tagged exactly once, as a clean run tags it, or that what failed says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from model.checkpoint import load_model_dir, read_metrics, save_model_dir
+from tests.conftest import BIN, run_bin
+
+from tests.worker.conftest import BIG_REPEAT
+from tests.worker.jobs import (
+    assert_tagged_exactly_once,
+    chunk_states,
+    job_state,
+    running_chunk,
+    sql,
+    submit,
+    wait_job,
+    wait_until,
+)
+from tests.worker.services import PostgresServer, RedisServer
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+def n_done(url: str, job_id: int) -> int:
+    return job_state(url, job_id)["n_done"]
+
+
+def test_sigkill_of_the_tagging_process_mid_chunk(start_worker, queue_env, big_queries, clean_conll):
+    """The pool process dies (the OOM killer, a segfault): its chunk goes back to the queue."""
+    url = queue_env["NERQ_DATABASE_URL"]
+    worker = start_worker()
+    worker.wait_ready()
+    job_id = submit(queue_env, str(big_queries), "--chunk-size", "2000")
+    chunk = wait_until(lambda: running_chunk(url, job_id) is not None and running_chunk(url, job_id),
+                       "a chunk to start")
+    os.kill(worker.pool_pids()[0], signal.SIGKILL)
+    other = start_worker()
+    other.wait_ready()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(queue_env, job_id, clean_conll * BIG_REPEAT)
+    assert chunk_states(url, job_id)[chunk]["attempts"] == 2  # killed mid-chunk, then done once
+    assert "WorkerLostError" in worker.text()
+
+
+def test_sigkill_of_a_whole_worker_the_sweeper_hands_its_chunk_on(
+    start_worker, start_beat, queue_env, big_queries, clean_conll
+):
+    """The whole node dies holding an unacknowledged message: the sweeper finds the chunk that
+    stopped showing progress and sends it again, to the worker still alive."""
+    url = queue_env["NERQ_DATABASE_URL"]
+    doomed = start_worker()
+    doomed.wait_ready()
+    job_id = submit(queue_env, str(big_queries), "--chunk-size", "2000")
+    chunk = wait_until(lambda: running_chunk(url, job_id) is not None and running_chunk(url, job_id),
+                       "a chunk to start")
+    doomed.stop(signal.SIGKILL)
+    survivor = start_worker()
+    start_beat()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(queue_env, job_id, clean_conll * BIG_REPEAT)
+    assert chunk_states(url, job_id)[chunk]["attempts"] == 2
+    assert f"job {job_id} chunk {chunk}" in survivor.text().split("sweeper: sent", 1)[1]
+
+
+def test_sigterm_finishes_the_current_chunk_then_exits(start_worker, queue_env, big_queries, clean_conll):
+    """A warm shutdown (what docker stop and systemd send): the chunk under way is finished and
+    stored, nothing more is taken, and the rest waits in the queue for another worker."""
+    url = queue_env["NERQ_DATABASE_URL"]
+    worker = start_worker()
+    worker.wait_ready()
+    job_id = submit(queue_env, str(big_queries), "--chunk-size", "2000")
+    chunk = wait_until(lambda: running_chunk(url, job_id) is not None and running_chunk(url, job_id),
+                       "a chunk to start")
+    os.kill(worker.proc.pid, signal.SIGTERM)
+    assert worker.proc.wait(120) == 0
+    states = chunk_states(url, job_id)
+    assert states[chunk]["status"] == "done" and states[chunk]["attempts"] == 1
+    assert sum(s["status"] == "done" for s in states) == worker.chunks_done() < len(states)
+    start_worker()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(queue_env, job_id, clean_conll * BIG_REPEAT)
+
+
+def test_redis_restarted_mid_job_and_submit_while_it_is_down(
+    private_redis, start_worker, start_beat, queue_env, big_queries, clean_conll, tmp_path
+):
+    """Redis restarts with nothing on disk: the queue is gone. Workers reconnect and the sweeper
+    sends the lost chunks again. While it is down, bin/submit fails fast and leaves no job."""
+    env = {**queue_env, "NERQ_BROKER_URL": private_redis.url}
+    url = env["NERQ_DATABASE_URL"]
+    worker = start_worker(env=env)
+    worker.wait_ready()
+    start_beat(env=env)
+    job_id = submit(env, str(big_queries), "--chunk-size", "500")
+    wait_until(lambda: n_done(url, job_id) >= 2000, "some chunks to be done")
+    private_redis.stop()
+    jobs_before = sql(url, "SELECT count(*) FROM jobs")[0][0]
+    started = time.monotonic()
+    refused = run_bin("submit", str(big_queries), "--queue", env["NERQ_TEST_QUEUE"], env=env)
+    assert time.monotonic() - started < 30
+    assert refused.returncode == 2 and "cannot reach the broker" in refused.stderr, refused.stderr
+    assert sql(url, "SELECT count(*) FROM jobs")[0][0] == jobs_before
+    private_redis.start()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(env, job_id, clean_conll * BIG_REPEAT)
+    assert "sweeper: sent" in worker.text()
+
+
+def test_postgres_down_for_seconds_mid_job(private_postgres, start_worker, queue_env, big_queries, clean_conll):
+    """Chunk writes wait out the outage with backoff, then the job finishes, exactly once."""
+    env = {**queue_env, "NERQ_DATABASE_URL": private_postgres.url}
+    url = env["NERQ_DATABASE_URL"]
+    worker = start_worker(env=env)
+    worker.wait_ready()
+    job_id = submit(env, str(big_queries), "--chunk-size", "500")
+    wait_until(lambda: n_done(url, job_id) >= 2000, "some chunks to be done")
+    private_postgres.stop()
+    time.sleep(5)
+    private_postgres.start()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(env, job_id, clean_conll * BIG_REPEAT)
+    assert "database unavailable" in worker.text()
+
+
+def failed_job_report(env: dict[str, str], job_id: int) -> tuple[dict, dict, subprocess.CompletedProcess]:
+    """The job, its one failed chunk, and bin/results's answer."""
+    state = job_state(env["NERQ_DATABASE_URL"], job_id)
+    failed = [c for c in chunk_states(env["NERQ_DATABASE_URL"], job_id) if c["status"] != "done"]
+    assert len(failed) == 1, failed
+    return state, failed[0], run_bin("results", str(job_id), env=env)
+
+
+def test_writes_that_keep_failing_end_the_chunk_failed(start_worker, queue_env, queries_file):
+    """A database that refuses one chunk's rows (here a trigger): bounded retries, then that
+    chunk is failed with the error, the others are stored, and the job says so."""
+    env = {**queue_env, "NERQ_MAX_RETRIES": "1"}
+    url = env["NERQ_DATABASE_URL"]
+    job_id = submit(env, str(queries_file), "--chunk-size", "500")
+    trigger = f"nerq_refuse_{job_id}"
+    sql(url, f"""CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN
+                 IF NEW.job_id = {job_id} AND NEW.sentence_idx BETWEEN 500 AND 999 THEN
+                 RAISE EXCEPTION 'no space left on device (test)'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql""")
+    sql(url, f"CREATE TRIGGER {trigger} BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION {trigger}()")
+    try:
+        start_worker(env=env)
+        wait_job(url, job_id)
+    finally:
+        sql(url, f"DROP TRIGGER {trigger} ON entities")
+        sql(url, f"DROP FUNCTION {trigger}")
+    state, chunk, results = failed_job_report(env, job_id)
+    assert (state["status"], state["n_done"], state["n_failed"]) == ("failed", 1453, 500)
+    assert chunk["chunk_idx"] == 1 and chunk["attempts"] == 2
+    assert "no space left on device (test)" in chunk["error"]
+    assert results.returncode == 1 and "500 sentences have no tags" in results.stderr
+    assert "idx 500, 501, 502" in results.stderr
+    status = run_bin("status", str(job_id), env=env)
+    assert "no space left on device (test)" in status.stdout
+
+
+def test_a_poison_sentence_fails_its_chunk_only(start_worker, queue_env, queries_file):
+    """A stored sentence that makes tagging raise: bounded retries, then its chunk is failed
+    with the error; every other chunk is tagged; bin/results names the untagged sentences."""
+    env = {**queue_env, "NERQ_MAX_RETRIES": "2"}
+    url = env["NERQ_DATABASE_URL"]
+    job_id = submit(env, str(queries_file), "--chunk-size", "500")
+    sql(url, "UPDATE sentences SET tokens = CAST(:t AS jsonb) WHERE job_id = :j AND idx = 1234",
+        t=json.dumps([17, None]), j=job_id)
+    start_worker(env=env)
+    wait_job(url, job_id)
+    state, chunk, results = failed_job_report(env, job_id)
+    assert (state["status"], state["n_done"], state["n_failed"]) == ("failed", 1453, 500)
+    assert chunk["chunk_idx"] == 2 and chunk["attempts"] == 3
+    assert "AttributeError: 'int' object has no attribute" in chunk["error"]
+    assert results.returncode == 1 and "idx 1000, 1001" in results.stderr
+
+
+def test_two_submits_of_one_file_at_once(start_worker, queue_env, queries_file, clean_conll):
+    for w in (start_worker(), start_worker()):
+        w.wait_ready()
+    command = [str(BIN / "submit"), str(queries_file), "--queue", queue_env["NERQ_TEST_QUEUE"],
+               "--chunk-size", "250", "--wait", "--timeout", "300"]
+    procs = [subprocess.Popen(command, env=queue_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=360) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    job_ids = [int(out.splitlines()[0]) for out, _ in outputs]
+    assert job_ids[0] != job_ids[1]
+    for job_id in job_ids:
+        assert_tagged_exactly_once(queue_env, job_id, clean_conll)
+
+
+def nudged_copy(src: Path, out: Path, nudge: float) -> Path:
+    """A model with weights of its own (so a version of its own), from the tiny one."""
+    model, vocab = load_model_dir(src, "cpu")
+    next(model.parameters()).data.add_(nudge)
+    return save_model_dir(out, model, vocab, read_metrics(src))
+
+
+def test_missing_truncated_or_tampered_models_are_refused(start_worker, queue_env, queries_file, tiny_model,
+                                                          tmp_path):
+    url = queue_env["NERQ_DATABASE_URL"]
+
+    def truncate(d: Path) -> None:
+        weights = d / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+
+    def flip_a_byte(d: Path) -> None:
+        weights = d / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-10] ^= 0xFF
+        weights.write_bytes(bytes(data))
+
+    def edit_vocab(d: Path) -> None:
+        vocab = json.loads((d / "vocab.json").read_text())
+        words = vocab["words"]
+        words[2], words[3] = words[3], words[2]  # two words swap ids: tags would be garbage
+        (d / "vocab.json").write_text(json.dumps(vocab))
+
+    damage = {
+        "missing": (lambda d: shutil.rmtree(d), "(missing) does not match the registered"),
+        "truncated": (truncate, "does not match the registered"),
+        "tampered": (flip_a_byte, "does not match the registered"),
+        "vocab": (edit_vocab, "vocab.json: changed since the model was saved"),
+    }
+    jobs = {}
+    for n, (name, (harm, _)) in enumerate(damage.items(), 1):
+        model_dir = nudged_copy(tiny_model, tmp_path / name, nudge=n * 1e-3)
+        jobs[name] = submit({**queue_env, "NERQ_MODEL": str(model_dir)}, str(queries_file), "--chunk-size", "1000")
+        harm(model_dir)
+    start_worker()
+    for name, job_id in jobs.items():
+        state = wait_job(url, job_id)
+        assert (state["status"], state["n_done"], state["n_failed"]) == ("failed", 0, 1953), name
+        errors = [c["error"] for c in chunk_states(url, job_id)]
+        assert all("ModelLoadError" in e and damage[name][1] in e for e in errors), (name, errors)
+
+
+def test_cancel_stops_a_running_job_within_a_chunk(start_worker, queue_env, big_queries):
+    url = queue_env["NERQ_DATABASE_URL"]
+    worker = start_worker()
+    worker.wait_ready()
+    job_id = submit(queue_env, str(big_queries), "--chunk-size", "1000")
+    wait_until(lambda: n_done(url, job_id) >= 2000, "some chunks to be done")
+    cancelled = run_bin("cancel", str(job_id), env=queue_env)
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    started = time.monotonic()
+    wait_until(lambda: running_chunk(url, job_id) is None, "the running chunk to stop", timeout=30)
+    stopped_after = time.monotonic() - started
+    done = n_done(url, job_id)
+    time.sleep(3)  # nothing more is tagged: the remaining chunks are skipped
+    states = chunk_states(url, job_id)
+    assert job_state(url, job_id)["status"] == "cancelled" and n_done(url, job_id) == done < 19530
+    assert {s["status"] for s in states} == {"done", "cancelled"}
+    assert sum(s["status"] == "done" for s in states) * 1000 == done
+    assert stopped_after < 10, stopped_after  # a chunk of 1000 takes about a second here
+
+
+def test_sweeper_sends_chunks_whose_queue_was_deleted(start_worker, start_beat, queue_env, big_queries,
+                                                      clean_conll):
+    url = queue_env["NERQ_DATABASE_URL"]
+    job_id = submit(queue_env, str(big_queries), "--chunk-size", "2000")
+    broker = redis.Redis.from_url(queue_env["NERQ_BROKER_URL"])
+    assert broker.llen(queue_env["NERQ_TEST_QUEUE"]) == 10
+    broker.delete(queue_env["NERQ_TEST_QUEUE"])  # every message of the job is gone
+    worker = start_worker()
+    start_beat()
+    wait_job(url, job_id)
+    assert_tagged_exactly_once(queue_env, job_id, clean_conll * BIG_REPEAT)
+    assert "sweeper: sent 10 stale chunks again" in worker.text()
