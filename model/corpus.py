@@ -97,6 +97,8 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             raise CorpusFormatError(path, line_no, f"invalid JSON ({exc.msg})", text) from None
         except RecursionError:
             raise CorpusFormatError(path, line_no, "invalid JSON (nested too deeply)", text) from None
+        except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
+            raise CorpusFormatError(path, line_no, f"invalid JSON ({str(exc).split(':')[0]})", text) from None
         tokens = obj.get("tokens") if isinstance(obj, dict) else None
         if tokens is None and isinstance(obj, dict) and isinstance(obj.get("text"), str):
             tokens = obj["text"].split()
@@ -104,7 +106,7 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             raise CorpusFormatError(
                 path, line_no, 'expected an object with "tokens" (non-empty strings) or "text"', text
             )
-        if any(len(t.split()) != 1 for t in tokens):
+        if any(t.split() != [t] for t in tokens):  # also at either end: "a " splits to ["a"]
             raise CorpusFormatError(path, line_no, "a token contains whitespace", text)
         if any(unicodedata.category(c) in ("Cc", "Cs") for t in tokens for c in t):
             raise CorpusFormatError(path, line_no, "a token contains a control character or lone surrogate", text)
@@ -253,4 +255,5 @@ def read_corpus(path: str | Path, *, strict: bool = False) -> list[Sentence]:
 
 def parse_text(text: str, fmt: str = "text", name: str = "<string>") -> list[Sentence]:
     """Sentences from an in-memory string (tests and small inputs)."""
-    return list(read_sentences(io.BytesIO(text.encode("utf-8")), fmt, name=name))
+    # surrogatepass: a lone surrogate becomes bytes the reader reports as invalid UTF-8 on its line
+    return list(read_sentences(io.BytesIO(text.encode("utf-8", "surrogatepass")), fmt, name=name))

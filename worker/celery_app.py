@@ -11,10 +11,11 @@ import os
 import torch
 from celery import Celery
 from kombu.exceptions import ChannelError
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
+from . import metrics
 from .registry import current_model_dir, preload
-from .settings import DEFAULT_QUEUE, Settings
+from .settings import DEFAULT_QUEUE, SWEEP_QUEUE, Settings
 
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
@@ -58,6 +59,12 @@ def _load_in_child(**_) -> None:
     warm_up()
 
 
+@worker_init.connect  # the main process, before the pool starts
+def _serve_metrics(**_) -> None:
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+
+
 def queue_size(name: str) -> int:
     """Messages waiting in a broker queue (0 for a queue the broker does not have)."""
     with app.connection_for_write() as conn, conn.channel() as channel:
@@ -76,19 +83,18 @@ def configure_beat(spec: str, queue: str | None = None, datasets: list[str] | No
     and sweep stale chunks every NERQ_SWEEP_INTERVAL_SECONDS."""
     from .evaluation import parse_schedule
 
-    options = {"queue": queue} if queue else {}
     app.conf.beat_schedule = {
         EVALUATION_ENTRY: {
             "task": "nerqueue.evaluate_model",
             "schedule": parse_schedule(spec),
             "kwargs": {"trigger": "scheduled", "schedule": spec, "datasets": datasets or None},
-            "options": options,
+            "options": {"queue": queue} if queue else {},
         },
         SWEEP_ENTRY: {
             "task": "nerqueue.sweep_stale_chunks",
             "schedule": settings.sweep_interval_seconds,
             "kwargs": {"older_than_seconds": settings.stale_chunk_seconds},  # the beat's setting wins
             # A sweep that waited longer than its interval is stale itself: the next one follows.
-            "options": {**options, "expires": settings.sweep_interval_seconds},
+            "options": {"queue": SWEEP_QUEUE, "expires": settings.sweep_interval_seconds},
         },
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import storage
 from model.spans import bio_spans
 
+from . import metrics
 from .registry import load_tagger
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,18 @@ def run_chunk(
     """Tag one chunk. Every `heartbeat_seconds` it shows progress (the sweeper requeues chunks
     that show none) and stops if the chunk was cancelled; past `time_limit` it gives up."""
     started = time.monotonic()
+    outcome = _run_chunk(job_id, chunk_idx, device, max_attempts, time_limit, heartbeat_seconds, started)
+    seconds = time.monotonic() - started
+    metrics.record_chunk(outcome.status, seconds)
+    if outcome.status == "done":
+        log.info("job %s chunk %s: %d sentences in %.2fs", job_id, chunk_idx, outcome.n_sentences, seconds)
+    return outcome
+
+
+def _run_chunk(
+    job_id: int, chunk_idx: int, device: str, max_attempts: int, time_limit: float | None,
+    heartbeat_seconds: float, started: float,
+) -> ChunkOutcome:
     with storage.session_scope() as session:
         chunk = storage.claim_chunk(session, job_id, chunk_idx)
         job = storage.get_job(session, job_id)
@@ -70,6 +83,7 @@ def run_chunk(
         version = storage.get_model_version(session, job.model_version_id)
         sentences = storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
     tagger = load_tagger(version.path, version.sha256, device)
+    metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
     indices = [i for i, _ in sentences]
     tokens = [t for _, t in sentences]
     tags: dict[int, list[str]] = {}
@@ -77,6 +91,7 @@ def run_chunk(
     for positions, batch_tags in tagger.iter_tagged(tagger.encode(tokens)):
         for pos, t in zip(positions, batch_tags):
             tags[indices[pos]] = t
+        metrics.record_batch([len(tokens[pos]) for pos in positions])
         now = time.monotonic()
         if time_limit is not None and now - started > time_limit:
             raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {time_limit:.0f}s time limit")
@@ -91,13 +106,14 @@ def run_chunk(
         if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows) is None:
             return _stopped(storage.touch_chunk(session, job_id, chunk_idx), len(sentences))
         job_status = storage.finish_job_if_complete(session, job_id)
-    seconds = time.monotonic() - started
-    log.info("job %s chunk %s: %d sentences in %.2fs", job_id, chunk_idx, len(sentences), seconds)
     return ChunkOutcome("done", len(sentences), job_status)
 
 
 def fail_chunk(job_id: int, chunk_idx: int, error: str) -> str | None:
     """Give up on a chunk: its sentences count as failed, and the job ends if it was the last."""
     with storage.session_scope() as session:
-        storage.mark_chunk_failed(session, job_id, chunk_idx, error[:2000])
-        return storage.finish_job_if_complete(session, job_id)
+        failed = storage.mark_chunk_failed(session, job_id, chunk_idx, error[:2000])
+        job_status = storage.finish_job_if_complete(session, job_id)
+    if failed:
+        metrics.record_failure()
+    return job_status

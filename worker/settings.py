@@ -9,6 +9,8 @@ DEFAULT_MODEL = "var/models/current"
 DEFAULT_CHUNK_SIZE = 1000  # sentences per task: see bench/bench_queue.py for the measurement
 DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
 DEFAULT_QUEUE = "nerqueue"  # the Celery queue of jobs submitted without --queue
+# Every worker also consumes this queue, so a sweep never waits behind a backlog of chunks.
+SWEEP_QUEUE = "nerqueue.sweep"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,6 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from model.corpus import MAX_LINE_BYTES, CorpusFormatError, parse_text, read_corpus, read_sentences
 
@@ -136,14 +134,3 @@ def test_real_corpus_counts(corpus_dir):
     assert (len(test), sum(len(s.tokens) for s in test)) == (1953, 39035)
     types = {t[2:] for s in train for t in s.tags if t != "O"}
     assert len(types) == 12
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.sampled_from(["text", "bio", "conll", "jsonl"]))
-def test_arbitrary_bytes_only_raise_the_readers_error(raw, fmt):
-    try:
-        for s in read_sentences(io.BytesIO(raw), fmt):
-            assert s.tokens and all(t and not any(c.isspace() for c in t) for t in s.tokens)
-            assert s.tags is None or len(s.tags) == len(s.tokens)
-    except CorpusFormatError:
-        pass

@@ -97,7 +97,13 @@ def test_broken_model_dirs_fail_clearly(tiny_model, tmp_path):
     with pytest.raises(ModelLoadError, match="missing model.safetensors"):
         load_model_dir(broken, torch.device("cpu"))
     (broken / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes()[:5000])
-    with pytest.raises(ModelLoadError, match="corrupt or mismatched weights"):
+    with pytest.raises(ModelLoadError, match="model.safetensors: corrupt weights file"):
+        load_model_dir(broken, torch.device("cpu"))
+    (broken / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes())
+    assert load_model_dir(broken, torch.device("cpu"))[1].tags  # whole again: it loads
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "dropout": 0.1}))  # same shapes, other file
+    with pytest.raises(ModelLoadError, match="config.json: changed since the model was saved"):
         load_model_dir(broken, torch.device("cpu"))
 
 
