@@ -236,10 +236,9 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
     n = get_job(session, job_id).n_sentences
     ranges = [(i, start, min(start + chunk_size, n)) for i, start in enumerate(range(0, n, chunk_size))]
     if ranges:
-        now = utcnow()
         session.execute(
-            insert(Chunk),
-            [{"job_id": job_id, "chunk_idx": i, "start": a, "stop": b, "updated_at": now} for i, a, b in ranges],
+            insert(Chunk).values(updated_at=_now(session)),
+            [{"job_id": job_id, "chunk_idx": i, "start": a, "stop": b} for i, a, b in ranges],
         )
     return ranges
 
@@ -262,6 +261,12 @@ _CHUNK_COLUMNS = (
 )
 
 
+def _now(session: Session) -> Any:
+    """The clock of chunk heartbeats and of the sweeper: PostgreSQL's, which every node shares
+    (a worker whose own clock is off must not look stale); SQLite is one machine's anyway."""
+    return func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
+
+
 def _chunk_key(job_id: int, chunk_idx: int) -> tuple[Any, Any]:
     return Chunk.job_id == job_id, Chunk.chunk_idx == chunk_idx
 
@@ -270,7 +275,8 @@ def _lock_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo:
     """Touch the chunk row first: a PostgreSQL row lock / the SQLite write lock, held to commit,
     so concurrent writers of one chunk take turns and each reads the other's result."""
     row = session.execute(
-        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(updated_at=utcnow()).returning(*_CHUNK_COLUMNS)
+        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(updated_at=_now(session))
+        .returning(*_CHUNK_COLUMNS)
     ).one_or_none()
     if row is None:
         raise NotFound(f"no chunk {chunk_idx} in job {job_id}")
@@ -351,7 +357,7 @@ def requeue_stale_chunks(
     (job id, chunk idx, queue) for the caller to send again. Only jobs that went through a
     broker take part (`queues` narrows them). One UPDATE: of two sweepers, one takes each chunk."""
     _check(status, ACTIVE, "status")
-    now = utcnow()
+    now = _now(session)
     brokered = select(Job.id).where(Job.status.in_(ACTIVE), Job.queue.is_not(None))
     if queues is not None:
         brokered = brokered.where(Job.queue.in_(list(queues)))
@@ -370,7 +376,7 @@ def requeue_stale_chunks(
 def stale_queues(session: Session, older_than_seconds: float) -> list[str]:
     """Queues with jobs whose queued chunks have waited that long: if such a queue is empty
     in the broker, their messages were lost (a flushed broker, a deleted queue)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    cutoff = _now(session) - timedelta(seconds=older_than_seconds)
     stmt = (
         select(Job.queue).distinct().join(Chunk, Chunk.job_id == Job.id)
         .where(Job.status.in_(ACTIVE), Job.queue.is_not(None), Chunk.status == "queued", Chunk.updated_at < cutoff)
@@ -455,7 +461,7 @@ def cancel_job(session: Session, job_id: int) -> bool:
     session.execute(
         update(Chunk)
         .where(Chunk.job_id == job_id, Chunk.status.in_(ACTIVE))
-        .values(status="cancelled", updated_at=now)
+        .values(status="cancelled", updated_at=_now(session))
     )
     cancelled = session.execute(
         update(Job)

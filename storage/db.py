@@ -4,6 +4,7 @@ every caller works in."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +59,20 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         yield session
 
 
+# SQLSTATE classes and codes that waiting cures: connection exceptions, the server shutting
+# down or starting up, too many connections, serialization failures and deadlocks.
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
+
+
 def is_transient(exc: BaseException) -> bool:
     """An error that waiting can cure: the database is down, restarting or unreachable, or a
-    lock or serialization conflict. Callers retry these with backoff instead of giving up."""
-    return isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    lock or serialization conflict; not a full disk or a query the server refused. Callers
+    retry these with backoff instead of giving up."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    code = getattr(exc.orig, "sqlstate", None)
+    return code is None or code.startswith(_TRANSIENT_SQLSTATES)  # None: no answer from a server at all

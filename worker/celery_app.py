@@ -15,7 +15,7 @@ from celery.signals import worker_init, worker_process_init
 
 from . import metrics
 from .registry import current_model_dir, preload
-from .settings import DEFAULT_QUEUE, SWEEP_QUEUE, Settings
+from .settings import DEFAULT_QUEUE, Settings
 
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
@@ -94,7 +94,7 @@ def configure_beat(spec: str, queue: str | None = None, datasets: list[str] | No
             "task": "nerqueue.sweep_stale_chunks",
             "schedule": settings.sweep_interval_seconds,
             "kwargs": {"older_than_seconds": settings.stale_chunk_seconds},  # the beat's setting wins
-            # A sweep that waited longer than its interval is stale itself: the next one follows.
-            "options": {"queue": SWEEP_QUEUE, "expires": settings.sweep_interval_seconds},
+            # No expiry: a late sweep reads the database as it is then, so it is never stale.
+            "options": {"queue": settings.sweep_queue},
         },
     }

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 import storage
 from model.spans import bio_spans
 
 from . import metrics
 from .registry import load_tagger
+from .settings import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +55,43 @@ def _stopped(status: str | None, n: int) -> ChunkOutcome:
     return ChunkOutcome("cancelled" if status == "cancelled" else "skipped", n)
 
 
-def run_chunk(
-    job_id: int,
-    chunk_idx: int,
-    device: str = "auto",
-    max_attempts: int = 8,
-    time_limit: float | None = None,
-    heartbeat_seconds: float = 5.0,
-) -> ChunkOutcome:
-    """Tag one chunk. Every `heartbeat_seconds` it shows progress (the sweeper requeues chunks
-    that show none) and stops if the chunk was cancelled; past `time_limit` it gives up."""
+@dataclass(frozen=True)
+class ChunkLimits:
+    """How long and how often a chunk may run, and how it waits out the database."""
+
+    max_attempts: int = 8  # starts of the chunk (retries, redeliveries) before it fails
+    time_limit: float | None = None  # seconds, checked between batches
+    heartbeat_seconds: float = 5.0  # progress shown this often (the sweeper requeues silent chunks)
+    db_retry_seconds: float = 0.0  # how long each transaction retries while the database is unreachable
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChunkLimits:
+        return cls(settings.max_attempts, settings.soft_time_limit, settings.heartbeat_seconds,
+                   settings.db_retry_seconds)
+
+
+def _database_waited(state: RetryCallState) -> None:
+    error = str(state.outcome.exception()).splitlines()[0] if state.outcome else "?"
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("database unavailable (%s); retrying in %.0fs", error, wait)
+
+
+def in_transaction(work: Callable[[Session], T], retry_seconds: float) -> T:
+    """work(session) in one transaction, run again while the database is unreachable (backoff
+    from 1 s doubling to 30 s, for up to retry_seconds): an outage costs a wait, not the
+    chunk's tagging, and does not count as an attempt."""
+    def once() -> T:
+        with storage.session_scope() as session:
+            return work(session)
+
+    return Retrying(retry=retry_if_exception(storage.is_transient), wait=wait_exponential(min=1, max=30),
+                    stop=stop_after_delay(retry_seconds), before_sleep=_database_waited, reraise=True)(once)
+
+
+def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", limits: ChunkLimits = ChunkLimits()) -> ChunkOutcome:
+    """Tag one chunk and store it, or stop when it was cancelled or finished elsewhere."""
     started = time.monotonic()
-    outcome = _run_chunk(job_id, chunk_idx, device, max_attempts, time_limit, heartbeat_seconds, started)
+    outcome = _run_chunk(job_id, chunk_idx, device, limits, started)
     seconds = time.monotonic() - started
     metrics.record_chunk(outcome.status, seconds)
     if outcome.status == "done":
@@ -66,22 +99,33 @@ def run_chunk(
     return outcome
 
 
-def _run_chunk(
-    job_id: int, chunk_idx: int, device: str, max_attempts: int, time_limit: float | None,
-    heartbeat_seconds: float, started: float,
-) -> ChunkOutcome:
-    with storage.session_scope() as session:
-        chunk = storage.claim_chunk(session, job_id, chunk_idx)
-        job = storage.get_job(session, job_id)
-        if chunk is None:
-            return ChunkOutcome("skipped")
-        if chunk.attempts > max_attempts:
-            # Redelivered again and again (its worker keeps dying): give up instead of looping.
-            raise ChunkGaveUp(f"chunk {chunk_idx} of job {job_id}: gave up after {max_attempts} attempts")
-        if job.model_version_id is None:
-            raise RuntimeError(f"job {job_id} has no model version")
-        version = storage.get_model_version(session, job.model_version_id)
-        sentences = storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  # noqa: ANN202 - a private tuple
+    chunk = storage.claim_chunk(session, job_id, chunk_idx)
+    if chunk is None:
+        return None
+    if chunk.attempts > max_attempts:
+        # Redelivered again and again (its worker keeps dying): give up instead of looping.
+        raise ChunkGaveUp(f"chunk {chunk_idx} of job {job_id}: gave up after {max_attempts} attempts")
+    job = storage.get_job(session, job_id)
+    if job.model_version_id is None:
+        raise RuntimeError(f"job {job_id} has no model version")
+    version = storage.get_model_version(session, job.model_version_id)
+    return version, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+
+
+def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, list[str]],
+          rows: list[storage.EntityRow]) -> tuple[bool, str | None]:
+    """(saved, the job's new status if this chunk finished it, else the chunk's status)."""
+    if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows) is None:
+        return False, storage.touch_chunk(session, job_id, chunk_idx)
+    return True, storage.finish_job_if_complete(session, job_id)
+
+
+def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, started: float) -> ChunkOutcome:
+    claimed = in_transaction(lambda s: _claim(s, job_id, chunk_idx, limits.max_attempts), limits.db_retry_seconds)
+    if claimed is None:
+        return ChunkOutcome("skipped")
+    version, sentences = claimed
     tagger = load_tagger(version.path, version.sha256, device)
     metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
     indices = [i for i, _ in sentences]
@@ -93,20 +137,18 @@ def _run_chunk(
             tags[indices[pos]] = t
         metrics.record_batch([len(tokens[pos]) for pos in positions])
         now = time.monotonic()
-        if time_limit is not None and now - started > time_limit:
-            raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {time_limit:.0f}s time limit")
-        if now - shown_at >= heartbeat_seconds:
+        if limits.time_limit is not None and now - started > limits.time_limit:
+            raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {limits.time_limit:.0f}s time limit")
+        if now - shown_at >= limits.heartbeat_seconds:
             shown_at = now
-            with storage.session_scope() as session:
-                status = storage.touch_chunk(session, job_id, chunk_idx)
+            status = in_transaction(lambda s: storage.touch_chunk(s, job_id, chunk_idx), limits.db_retry_seconds)
             if status not in storage.ACTIVE:
                 return _stopped(status, len(sentences))
     rows = [row for pos, i in enumerate(indices) for row in entity_rows(i, tokens[pos], tags[i])]
-    with storage.session_scope() as session:
-        if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows) is None:
-            return _stopped(storage.touch_chunk(session, job_id, chunk_idx), len(sentences))
-        job_status = storage.finish_job_if_complete(session, job_id)
-    return ChunkOutcome("done", len(sentences), job_status)
+    saved, status = in_transaction(lambda s: _save(s, job_id, chunk_idx, tags, rows), limits.db_retry_seconds)
+    if not saved:
+        return _stopped(status, len(sentences))
+    return ChunkOutcome("done", len(sentences), status)
 
 
 def fail_chunk(job_id: int, chunk_idx: int, error: str) -> str | None:

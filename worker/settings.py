@@ -9,8 +9,7 @@ DEFAULT_MODEL = "var/models/current"
 DEFAULT_CHUNK_SIZE = 1000  # sentences per task: see bench/bench_queue.py for the measurement
 DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
 DEFAULT_QUEUE = "nerqueue"  # the Celery queue of jobs submitted without --queue
-# Every worker also consumes this queue, so a sweep never waits behind a backlog of chunks.
-SWEEP_QUEUE = "nerqueue.sweep"
+DEFAULT_SWEEP_QUEUE = "nerqueue.sweep"
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,9 @@ class Settings:
     sweep_interval_seconds: float = 60.0  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
     db_retry_seconds: float = 300.0  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
     metrics_port: int | None = None  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
+    # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
+    # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
+    sweep_queue: str = DEFAULT_SWEEP_QUEUE
 
     @property
     def soft_time_limit(self) -> int:
@@ -67,4 +69,5 @@ class Settings:
             sweep_interval_seconds=float(env.get("NERQ_SWEEP_INTERVAL_SECONDS", 60)),
             db_retry_seconds=float(env.get("NERQ_DB_RETRY_SECONDS", 300)),
             metrics_port=int(env["NERQ_METRICS_PORT"]) if env.get("NERQ_METRICS_PORT") else None,
+            sweep_queue=env.get("NERQ_SWEEP_QUEUE") or DEFAULT_SWEEP_QUEUE,
         )

@@ -10,7 +10,7 @@ import storage
 from model.corpus import CorpusFormatError, read_sentences
 from model.data import file_sha256
 
-from .chunks import fail_chunk, run_chunk
+from .chunks import ChunkLimits, fail_chunk, run_chunk
 from .errors import BrokerUnavailable
 from .registry import register_model_dir
 from .settings import Settings
@@ -92,7 +92,9 @@ def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None
         for chunk_idx, _, _ in chunks:
             send_chunk(job_id, chunk_idx, queue)
     except Exception as exc:
+        # Chunks already sent would be tagged for a failed job: cancel them all, then say why.
         with storage.session_scope() as session:
+            storage.cancel_job(session, job_id)
             storage.set_job_status(session, job_id, "failed", f"could not enqueue chunks: {exc}")
         raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from None
 
@@ -104,7 +106,8 @@ def run_locally(
     """The embedded mode: the same chunk task, in this process, one chunk after another."""
     for chunk_idx, start, stop in chunks:
         try:
-            outcome = run_chunk(job_id, chunk_idx, settings.device)
+            outcome = run_chunk(job_id, chunk_idx, settings.device,
+                                ChunkLimits(db_retry_seconds=settings.db_retry_seconds))
             if outcome.status == "cancelled":
                 return
         except Exception as exc:

@@ -7,11 +7,10 @@ import logging
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
 
-import storage
 from model.checkpoint import ModelLoadError
 
 from .celery_app import app, queue_size, settings
-from .chunks import ChunkGaveUp, ChunkOutcome, fail_chunk, run_chunk
+from .chunks import ChunkGaveUp, ChunkLimits, ChunkOutcome, fail_chunk, run_chunk
 from .sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -19,13 +18,15 @@ log = logging.getLogger(__name__)
 
 class ChunkTask(Task):
     """Retries with backoff (passing faults); once retries are spent, or for an error retrying
-    cannot fix, the chunk is marked failed with the error instead of looping."""
+    cannot fix, the chunk is marked failed with the error instead of looping. An unreachable
+    database is waited out inside the task (worker.chunks.in_transaction), not retried here."""
 
     autoretry_for = (Exception,)
     dont_autoretry_for = (ModelLoadError, ChunkGaveUp)
     max_retries = settings.max_retries
     retry_backoff = 2
-    retry_backoff_max = 60
+    # A chunk waiting for its retry shows no progress: it must not look stale to the sweeper.
+    retry_backoff_max = max(1, min(60, int(settings.stale_chunk_seconds / 4)))
     retry_jitter = True
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001 - Celery's
@@ -42,26 +43,9 @@ class ChunkTask(Task):
             log.exception("could not record the failure of job %s chunk %s", job_id, chunk_idx)
 
 
-def db_retry_delay(retries: int) -> float:
-    """Seconds before retry number `retries` + 1 of a chunk whose database was unreachable."""
-    return min(2.0**retries, 30.0)
-
-
-@app.task(base=ChunkTask, bind=True, name="nerqueue.tag_chunk")
-def tag_chunk(self: ChunkTask, job_id: int, chunk_idx: int) -> dict:
-    try:
-        outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, settings.max_attempts,
-                                          settings.soft_time_limit, settings.heartbeat_seconds)
-    except Exception as exc:
-        # An unreachable database is waited out for NERQ_DB_RETRY_SECONDS, apart from the
-        # retries for other errors: the chunk itself is fine.
-        waited = sum(db_retry_delay(n) for n in range(self.request.retries))
-        if storage.is_transient(exc) and waited < settings.db_retry_seconds:
-            log.warning("job %s chunk %s: database unavailable (%s); retrying", job_id, chunk_idx,
-                        str(exc).splitlines()[0])
-            raise self.retry(exc=exc, countdown=db_retry_delay(self.request.retries),
-                             max_retries=self.request.retries + 1) from exc
-        raise
+@app.task(base=ChunkTask, name="nerqueue.tag_chunk")
+def tag_chunk(job_id: int, chunk_idx: int) -> dict:
+    outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, ChunkLimits.from_settings(settings))
     return {"status": outcome.status, "sentences": outcome.n_sentences, "job_status": outcome.job_status}
 
 

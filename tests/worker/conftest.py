@@ -106,7 +106,7 @@ def queue_env(redis_url: str, pg_url: str, tiny_model: Path) -> dict[str, str]:
         "NERQ_DATABASE_URL": pg_url, "NERQ_MODEL": str(tiny_model), "NERQ_TEST_QUEUE": queue,
         "NERQ_TORCH_THREADS": "1",
         # Workers show progress every second; bin/beat's sweeper sends chunks idle for 4 s again.
-        "NERQ_STALE_CHUNK_SECONDS": "4", "NERQ_SWEEP_INTERVAL_SECONDS": "1",
+        "NERQ_STALE_CHUNK_SECONDS": "4", "NERQ_SWEEP_INTERVAL_SECONDS": "1", "NERQ_SWEEP_QUEUE": f"{queue}.sweep",
     }
 
 

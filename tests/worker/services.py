@@ -64,7 +64,7 @@ class PostgresServer:
     """A throwaway PostgreSQL cluster (initdb), run as the postgres user when we are root."""
 
     def __init__(self) -> None:
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: float(Path(p).parts[-3]))
         if not bins:
             raise RuntimeError("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin)")
         self.bin = Path(bins[-1]).parent

@@ -9,7 +9,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from model.checkpoint import weights_sha256
-from tests.worker.jobs import sql, submit, wait_job
+from tests.worker.jobs import sql, submit, wait_job, wait_until
 from tests.worker.services import free_port
 
 
@@ -34,7 +34,9 @@ def test_worker_metrics(start_worker, queue_env, queries_file, tiny_model):
     assert wait_job(url, good)["status"] == "done"
     assert wait_job(url, poisoned)["status"] == "failed"
 
-    m = scrape(port)
+    # The job is done once its last chunk is stored; the chunk's own counters follow a moment later.
+    m = wait_until(lambda: (m := scrape(port)).get('nerqueue_chunks_total{"outcome": "done"}') == 5 and m,
+                   "the metrics to count 5 chunks", timeout=30)
     tokens = sum(len(line.split()) for line in queries_file.read_text().splitlines())
     assert m['nerqueue_sentences_tagged_total{}'] == 1953 + 953  # the poisoned chunk never reached a batch
     assert m['nerqueue_tokens_total{}'] == tokens + sum(

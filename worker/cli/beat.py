@@ -16,7 +16,7 @@ from pathlib import Path
 from model.data import REPO_ROOT
 
 from ..evaluation import parse_schedule
-from ..settings import DEFAULT_QUEUE, SWEEP_QUEUE, Settings
+from ..settings import DEFAULT_QUEUE, Settings
 from .common import run
 
 CONFIG_KEYS = ("NERQ_EVAL_SCHEDULE", "NERQ_EVAL_SETS")
@@ -29,8 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="file of NAME=VALUE lines (NERQ_EVAL_SCHEDULE, NERQ_EVAL_SETS), "
                    "used where the environment does not set them")
     p.add_argument("--queue", default=DEFAULT_QUEUE,
-                   help=f"queue the evaluations go to (default {DEFAULT_QUEUE}; sweeps go to {SWEEP_QUEUE}, "
-                        "which every worker consumes)")
+                   help=f"queue the evaluations go to (default {DEFAULT_QUEUE}; sweeps go to "
+                        "NERQ_SWEEP_QUEUE, which every worker consumes)")
     p.add_argument("--schedule-file", default=str(REPO_ROOT / "var" / "celerybeat-schedule"),
                    help="where beat keeps its last-run times (default var/celerybeat-schedule)")
     p.add_argument("--loglevel", default="INFO")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bin/beat: evaluating the current model every {spec!r} on "
           f"{', '.join(settings.eval_sets) or 'the corpus test file'}, and sweeping chunks stale for "
           f"{settings.stale_chunk_seconds:g}s every {settings.sweep_interval_seconds:g}s (queues {args.queue}, "
-          f"{SWEEP_QUEUE})",
+          f"{settings.sweep_queue})",
           file=sys.stderr)
     app.Beat(schedule=args.schedule_file, loglevel=args.loglevel, max_interval=60,
              scheduler="worker.schedule:SlotScheduler").run()

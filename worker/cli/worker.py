@@ -8,7 +8,10 @@ own (CUDA_VISIBLE_DEVICES), and stops them all when one exits or it is stopped i
 from __future__ import annotations
 
 import argparse
+import atexit
+import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,48 +21,58 @@ import torch
 
 from model.devices import DEVICE_CHOICES, resolve_device
 
-from ..settings import DEFAULT_QUEUE, SWEEP_QUEUE
+from ..settings import DEFAULT_QUEUE, Settings
 from .common import positive_int, run
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bin/worker", description=__doc__)
+    p = argparse.ArgumentParser(prog="bin/worker", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=DEVICE_CHOICES, default=os.environ.get("NERQ_DEVICE", "auto"))
-    p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker always runs one")
+    p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker runs one per GPU")
     p.add_argument("--queues", default=DEFAULT_QUEUE,
                    help=f"comma-separated queues to consume (default {DEFAULT_QUEUE}); every worker also "
-                        f"consumes {SWEEP_QUEUE}, for bin/beat's stale-chunk sweeps")
+                        "consumes NERQ_SWEEP_QUEUE (default nerqueue.sweep), for bin/beat's stale-chunk sweeps")
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", help="Celery node name (default: nerqueue-<pid>@host)")
     return p
 
 
+def fresh_metrics_dir() -> None:
+    """Prometheus multiprocess files of this worker only (never an earlier run's), removed at
+    exit. Set before prometheus_client is imported, so every process writes its metrics there."""
+    path = tempfile.mkdtemp(prefix="nerqueue-metrics-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not os.environ.get("NERQ_BROKER_URL"):
+    settings = Settings.from_env()
+    if not settings.broker_url:
         print("bin/worker: error: NERQ_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
+    if settings.metrics_port:
+        fresh_metrics_dir()
+    cores = os.cpu_count() or 1
     gpus = visible_gpus() if device.type == "cuda" else []
     if len(gpus) > 1:
-        return run_one_per_gpu(gpus, argv if argv is not None else sys.argv[1:], args.hostname)
-    cores = os.cpu_count() or 1
+        return run_one_per_gpu(gpus, argv if argv is not None else sys.argv[1:], args.hostname, settings)
     if device.type == "cuda":
         # CUDA does not survive fork: one process per GPU, tasks run in it.
         pool, concurrency = "solo", 1
     else:
         pool, concurrency = "prefork", args.concurrency or cores
     os.environ["NERQ_DEVICE"] = device.type
-    if os.environ.get("NERQ_METRICS_PORT"):
-        # Before prometheus_client is imported: pool processes then write their metrics there.
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="nerqueue-metrics-"))
     # Each CPU process gets its share of the cores, so processes do not oversubscribe them.
     os.environ.setdefault("NERQ_TORCH_THREADS", str(max(1, cores // concurrency)))
     from ..celery_app import app
 
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     argv_celery = [
         "worker", f"--loglevel={args.loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",
-        f"--queues={','.join(dict.fromkeys([*args.queues.split(','), SWEEP_QUEUE]))}",
+        f"--queues={','.join(dict.fromkeys([*queues, settings.sweep_queue]))}",
         f"--hostname={args.hostname or f'nerqueue-{os.getpid()}@%h'}",
         "--without-gossip", "--without-mingle",
     ]
@@ -74,19 +87,20 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None) -> int:
-    """A worker process per GPU; signals are passed on, and the first to exit ends them all
-    (so a supervisor restarts the whole node's worker, as with one GPU)."""
-    base = hostname or f"nerqueue-{os.getpid()}@%h"
-    name, _, host = base.partition("@")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.worker", *argv, "--hostname", f"{name}-gpu{gpu}@{host or '%h'}"],
-            env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu},
-        )
-        for gpu in gpus
-    ]
-    print(f"bin/worker: one worker per GPU ({', '.join(gpus)})", file=sys.stderr)
+def _die_with_parent() -> None:
+    """In a per-GPU child: SIGTERM it (a warm shutdown) if bin/worker itself is killed."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None, settings: Settings) -> int:
+    """A worker process per GPU, each in a session of its own (a terminal's Ctrl-C reaches them
+    once, through here). Signals are passed on; the first to exit ends them all, so a
+    supervisor restarts the node's worker as a whole. This process serves their metrics."""
+    name, _, host = (hostname or f"nerqueue-{os.getpid()}@%h").partition("@")
+    env = {**os.environ, "NERQ_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) // len(gpus)))}
+    env.pop("NERQ_METRICS_PORT", None)  # the children write to PROMETHEUS_MULTIPROC_DIR; this process serves
+    procs: list[subprocess.Popen] = []
 
     def pass_on(signum: int, _frame: object) -> None:
         for proc in procs:
@@ -94,6 +108,16 @@ def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None) -> i
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, pass_on)
+    for gpu in gpus:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "worker.cli.worker", *argv, "--hostname", f"{name}-gpu{gpu}@{host or '%h'}"],
+            env={**env, "CUDA_VISIBLE_DEVICES": gpu}, start_new_session=True, preexec_fn=_die_with_parent,
+        ))
+    print(f"bin/worker: one worker per GPU ({', '.join(gpus)})", file=sys.stderr)
+    if settings.metrics_port:
+        from .. import metrics
+
+        metrics.serve(settings.metrics_port)
     _, status = os.wait()
     for proc in procs:
         if proc.poll() is None:
