@@ -10,8 +10,8 @@ import os
 
 import torch
 from celery import Celery
-from kombu.exceptions import ChannelError
 from celery.signals import worker_init, worker_process_init
+from kombu.exceptions import ChannelError
 
 from . import metrics
 from .registry import current_model_dir, preload
