@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean prerequisites
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ setup: $(STAMP)
 demo: setup
 	bin/demo
 
-test: setup
+# The test suite checks docker-compose.yml with a real Compose client (no engine is needed).
+prerequisites:
+	@docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1 || { \
+	  echo "make test: needs a Docker Compose client to check docker-compose.yml; on Debian:" \
+	       "apt-get install --no-install-recommends docker-compose (the client alone)" >&2; exit 2; }
+
+test: prerequisites setup
 	$(PY) -m pytest -q
 
 clean:
