@@ -29,7 +29,7 @@ import torch
 from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file
-from storage.scratch import scratch_database
+from tests.support.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"

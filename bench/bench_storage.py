@@ -33,7 +33,7 @@ from storage import (  # noqa: E402
     save_tagged_chunk,
     session_scope,
 )
-from storage.scratch import KINDS, scratch_database  # noqa: E402
+from tests.support.scratch import KINDS, scratch_database  # noqa: E402
 
 Example = tuple[list[str], list[str], list[tuple[str, int, int, str]]]  # tokens, tags, (label, start, end, text)
 

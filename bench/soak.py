@@ -88,7 +88,7 @@ def database(url: str | None) -> Iterator[tuple[str, bool]]:
     if url:
         yield url, False
         return
-    from storage.scratch import scratch_database
+    from tests.support.scratch import scratch_database
 
     with scratch_database("postgresql") as scratch:
         yield scratch, True

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .engine import database_url, make_engine, normalize_url
 from .migrate import upgrade
 
+__all__ = ["get_engine", "is_transient", "session_scope"]
+
 
 @dataclass
 class _Entry:

@@ -12,6 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+# What `storage` re-exports; the URL helpers below are for storage.db, bin/db and scratch databases.
+__all__ = ["database_url"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"
 SQLITE_BUSY_TIMEOUT_S = 60  # writers queue up behind each other instead of failing "database is locked"

@@ -18,6 +18,8 @@ from sqlalchemy.pool import NullPool
 
 from .engine import database_url, make_engine
 
+__all__ = ["current_revision", "head_revision", "upgrade"]  # what `storage` re-exports; bin/db uses the rest
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # One PostgreSQL advisory lock id for "migrating nerqueue's schema", held for the transaction.
 PG_LOCK_ID = zlib.crc32(b"nerqueue.storage.migrate")

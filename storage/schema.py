@@ -26,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The tables `storage` re-exports; Base, the types and the status tuples are for storage itself.
+__all__ = ["Chunk", "Entity", "EvaluationRun", "Job", "ModelVersion", "Sentence"]
+
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 CHUNK_STATUSES = JOB_STATUSES
 EVALUATION_TRIGGERS = ("manual", "scheduled", "train")
@@ -92,7 +95,7 @@ class ModelVersion(Base):
 
 
 class Job(Base):
-    """One input file to tag. n_done and n_failed count sentences, kept exact by storage.api."""
+    """One input file to tag. n_done and n_failed count sentences, kept exact by storage.chunks."""
 
     __tablename__ = "jobs"
     __table_args__ = (_one_of("status", JOB_STATUSES),)

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from storage.scratch import scratch_database
 from tests.conftest import REPO
+from tests.support.scratch import scratch_database
 from tests.worker.services import free_port
 
 README = REPO / "README.md"

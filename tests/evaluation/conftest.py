@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from storage.scratch import scratch_database
 from tests.conftest import TINY
+from tests.support.scratch import scratch_database
 from tests.worker.conftest import pg_url, queries_file, queue_env, redis_url, start_worker  # noqa: F401
 
 EVAL_SENTENCES = 300

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from storage import get_engine, session_scope
 from storage.schema import Base
-from storage.scratch import KINDS, scratch_database
+from tests.support.scratch import KINDS, scratch_database
 
 
 @pytest.fixture(scope="session", params=KINDS)

@@ -7,15 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from storage import evaluation_history, record_evaluation, register_model_version
+from storage import evaluation_history, latest_evaluated_dataset, record_evaluation, register_model_version
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
-def record(session: Session, model_id: int, day: int, f1: float, dataset: str = "test.bio", **kw) -> int:
+def record(
+    session: Session, model_id: int, day: int, f1: float, dataset: str = "test.bio", sha256: str = "f" * 64, **kw
+) -> int:
     started = T0 + timedelta(days=day)
     run = record_evaluation(
-        session, model_version_id=model_id, dataset=dataset, dataset_sha256="f" * 64,
+        session, model_version_id=model_id, dataset=dataset, dataset_sha256=sha256,
         started_at=started, finished_at=started + timedelta(seconds=30), n_sentences=1953,
         precision=f1 + 1, recall=f1 - 1, f1=f1,
         per_label={"Director": {"precision": f1, "recall": f1, "f1": f1, "support": 400}},
@@ -40,3 +42,18 @@ def test_record_evaluation_and_history(session: Session) -> None:
 
     with pytest.raises(ValueError, match="trigger"):
         record(session, m1, 4, 1.0, trigger="nightly")
+
+
+def test_history_by_sha256_prefix_and_the_latest_data_set(session: Session) -> None:
+    m = register_model_version(session, name="m", path="a", sha256="1" * 64, config={}).id
+    assert latest_evaluated_dataset(session) is None
+    first = record(session, m, 1, 70.0, sha256="ab" * 32)
+    latest = record(session, m, 3, 75.0, sha256="ac" * 32)  # recorded before `second`, started after it
+    second = record(session, m, 2, 80.0, sha256="ab" * 32)
+
+    assert [r.id for r in evaluation_history(session, dataset_sha256_prefix="ab")] == [first, second]
+    assert [r.id for r in evaluation_history(session, dataset_sha256_prefix="a")] == [first, second, latest]
+    assert [r.id for r in evaluation_history(session, dataset_sha256_prefix="ac" * 32)] == [latest]
+    assert evaluation_history(session, dataset_sha256_prefix="a_") == []  # LIKE wildcards match only themselves
+    assert evaluation_history(session, dataset_sha256_prefix="%") == []
+    assert latest_evaluated_dataset(session) == "ac" * 32

@@ -9,96 +9,69 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
-from storage import (
-    Entity,
-    EntityRow,
-    NotFound,
-    Sentence,
-    add_sentences,
-    cancel_job,
-    claim_chunk,
-    create_chunks,
-    create_job,
-    finish_job_if_complete,
-    get_job,
-    get_model_version,
-    iter_job_entities,
-    iter_job_results,
-    job_progress,
-    latest_model_versions,
-    list_jobs,
-    load_chunk_sentences,
-    mark_chunk,
-    mark_chunk_failed,
-    register_model_version,
-    save_tagged_chunk,
-    session_scope,
-    set_job_status,
-    requeue_stale_chunks,
-    stale_queues,
-    touch_chunk,
-)
+import storage
 from storage.schema import Chunk, utcnow
+from tests.support.storage_helpers import mark_chunk
 
 
 def counters(session: Session, job_id: int) -> tuple[int, int, int]:
-    job = get_job(session, job_id)
+    job = storage.get_job(session, job_id)
     return job.n_sentences, job.n_done, job.n_failed
 
 
 def entity_count(session: Session, job_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Entity).where(Entity.job_id == job_id))
+    return session.scalar(select(func.count()).select_from(storage.Entity).where(storage.Entity.job_id == job_id))
 
 
 def test_register_model_version_once_per_weights(session: Session) -> None:
-    first = register_model_version(
+    first = storage.register_model_version(
         session, name="tiny", path="var/models/tiny", sha256="a" * 64, config={"hidden": 64}, dev_f1=80.5
     )
-    again = register_model_version(session, name="renamed", path="elsewhere", sha256="a" * 64, config={})
-    other = register_model_version(session, name="big", path="var/models/big", sha256="b" * 64, config={})
+    again = storage.register_model_version(session, name="renamed", path="elsewhere", sha256="a" * 64, config={})
+    other = storage.register_model_version(session, name="big", path="var/models/big", sha256="b" * 64, config={})
     assert again.id == first.id and again.name == "tiny" and again.config == {"hidden": 64}
     assert first.dev_f1 == 80.5 and first.test_f1 is None and first.created_at.tzinfo is not None
-    assert get_model_version(session, other.id).sha256 == "b" * 64
-    assert [m.id for m in latest_model_versions(session)] == [other.id, first.id]
-    with pytest.raises(NotFound):
-        get_model_version(session, other.id + 100)
+    assert storage.get_model_version(session, other.id).sha256 == "b" * 64
+    assert [m.id for m in storage.latest_model_versions(session)] == [other.id, first.id]
+    with pytest.raises(storage.NotFound):
+        storage.get_model_version(session, other.id + 100)
 
 
 def test_jobs_sentences_and_chunks(session: Session) -> None:
-    model = register_model_version(session, name="m", path="p", sha256="c" * 64, config={})
-    job = create_job(
+    model = storage.register_model_version(session, name="m", path="p", sha256="c" * 64, config={})
+    job = storage.create_job(
         session, name="queries", input_path="q.txt", input_sha256="d" * 64, input_format="text",
         model_version_id=model.id,
     )
     assert (job.status, job.n_sentences, job.n_done, job.n_failed) == ("queued", 0, 0, 0)
     stream = ((i, sentence(i)) for i in range(25))  # a generator: consumed once, in batches
-    assert add_sentences(session, job.id, stream, batch_size=7) == 25
-    assert get_job(session, job.id).n_sentences == 25
+    assert storage.add_sentences(session, job.id, stream, batch_size=7) == 25
+    assert storage.get_job(session, job.id).n_sentences == 25
 
-    chunks = create_chunks(session, job.id, 10)
+    chunks = storage.create_chunks(session, job.id, 10)
     assert chunks == [(0, 0, 10), (1, 10, 20), (2, 20, 25)]
-    assert create_chunks(session, job.id, 3) == chunks  # already split: unchanged
-    assert load_chunk_sentences(session, job.id, 10, 20) == [(i, sentence(i)) for i in range(10, 20)]
-    assert job_progress(session, job.id).chunks == {"queued": 3}
+    assert storage.create_chunks(session, job.id, 3) == chunks  # already split: unchanged
+    assert storage.load_chunk_sentences(session, job.id, 10, 20) == [(i, sentence(i)) for i in range(10, 20)]
+    assert storage.job_progress(session, job.id).chunks == {"queued": 3}
 
 
 def test_writing_a_chunk_twice_leaves_one_copy(db_url: str) -> None:
-    with session_scope(db_url) as s:
+    with storage.session_scope(db_url) as s:
         job_id, chunks = make_job(s, 30, 10)
     for expected in (10, None):  # a redelivered task writes the same chunk again: a no-op
-        with session_scope(db_url) as s:
+        with storage.session_scope(db_url) as s:
             assert write_chunk(s, job_id, chunks[1]) == expected
-    with session_scope(db_url) as s:
+    with storage.session_scope(db_url) as s:
         assert counters(s, job_id) == (30, 10, 0)
         assert entity_count(s, job_id) == 20  # a Director and a Year per sentence
-        tags = {idx: t for idx, _, t in iter_job_results(s, job_id)}
+        tags = {idx: t for idx, _, t in storage.iter_job_results(s, job_id)}
         assert tags[10] == fake_tag(10, sentence(10))[0] and tags[9] is None and tags[20] is None
 
         # Whatever a late delivery brings, the chunk's first stored result stays, once.
         tags_by_idx, entities = tag_chunk(s, job_id, 10, 20)
-        only_one = [EntityRow(12, "Director", 5, 7, "sofia coppola")]
-        assert save_tagged_chunk(s, job_id, 1, list(tags_by_idx.items()), only_one) is None
-        assert sorted(iter_job_entities(s, job_id)) == sorted(entities)
+        only_one = [storage.EntityRow(12, "Director", 5, 7, "sofia coppola")]
+        assert storage.save_tagged_chunk(s, job_id, 1, list(tags_by_idx.items()), only_one) is None
+        assert sorted(storage.iter_job_entities(s, job_id)) == sorted(entities)
         assert counters(s, job_id) == (30, 10, 0)
 
 
@@ -106,20 +79,20 @@ def test_a_chunk_is_written_whole(session: Session) -> None:
     job_id, chunks = make_job(session, 20, 10)
     tags, entities = tag_chunk(session, job_id, 0, 10)
     with pytest.raises(ValueError, match="needs tags"):
-        save_tagged_chunk(session, job_id, 0, {i: t for i, t in tags.items() if i != 3}, entities)
+        storage.save_tagged_chunk(session, job_id, 0, {i: t for i, t in tags.items() if i != 3}, entities)
     with pytest.raises(ValueError, match="outside"):
-        save_tagged_chunk(session, job_id, 0, tags, [*entities, EntityRow(15, "Year", 0, 1, "show")])
-    with pytest.raises(NotFound):
-        save_tagged_chunk(session, job_id, 7, tags, entities)
+        storage.save_tagged_chunk(session, job_id, 0, tags, [*entities, storage.EntityRow(15, "Year", 0, 1, "show")])
+    with pytest.raises(storage.NotFound):
+        storage.save_tagged_chunk(session, job_id, 7, tags, entities)
     assert counters(session, job_id) == (20, 0, 0)
 
 
 def test_failed_chunks_count_once_and_leave_the_count_when_retried(session: Session) -> None:
     job_id, chunks = make_job(session, 25, 10)
-    assert mark_chunk_failed(session, job_id, 2, "CUDA out of memory")
-    assert not mark_chunk_failed(session, job_id, 2, "again")  # already failed: counted once
+    assert storage.mark_chunk_failed(session, job_id, 2, "CUDA out of memory")
+    assert not storage.mark_chunk_failed(session, job_id, 2, "again")  # already failed: counted once
     assert counters(session, job_id) == (25, 0, 5)
-    assert job_progress(session, job_id).chunk_errors == [(2, "CUDA out of memory")]
+    assert storage.job_progress(session, job_id).chunk_errors == [(2, "CUDA out of memory")]
     # A late delivery of a chunk given up on stores nothing: its job may have ended already.
     assert write_chunk(session, job_id, chunks[2]) is None
     assert counters(session, job_id) == (25, 0, 5)
@@ -127,10 +100,10 @@ def test_failed_chunks_count_once_and_leave_the_count_when_retried(session: Sess
     assert mark_chunk(session, job_id, 2, "queued") is not None  # retried by hand
     assert write_chunk(session, job_id, chunks[2]) == 5
     assert counters(session, job_id) == (25, 5, 0)
-    assert not mark_chunk_failed(session, job_id, 2, "too late")  # done stays done
+    assert not storage.mark_chunk_failed(session, job_id, 2, "too late")  # done stays done
     assert counters(session, job_id) == (25, 5, 0)
 
-    assert mark_chunk_failed(session, job_id, 1, "bad input")
+    assert storage.mark_chunk_failed(session, job_id, 1, "bad input")
     requeued = mark_chunk(session, job_id, 1, "queued")  # retried by hand: no longer failed
     assert requeued is not None and requeued.status == "queued" and requeued.error is None
     assert counters(session, job_id) == (25, 5, 0)
@@ -142,49 +115,49 @@ def test_failed_chunks_count_once_and_leave_the_count_when_retried(session: Sess
 def test_finish_job_once_every_chunk_is_done_or_failed(session: Session) -> None:
     job_id, chunks = make_job(session, 30, 10)
     write_chunk(session, job_id, chunks[0])
-    assert finish_job_if_complete(session, job_id) is None
+    assert storage.finish_job_if_complete(session, job_id) is None
     write_chunk(session, job_id, chunks[1])
     write_chunk(session, job_id, chunks[2])
-    assert finish_job_if_complete(session, job_id) == "done"
-    assert finish_job_if_complete(session, job_id) is None  # finished once only
-    job = get_job(session, job_id)
+    assert storage.finish_job_if_complete(session, job_id) == "done"
+    assert storage.finish_job_if_complete(session, job_id) is None  # finished once only
+    job = storage.get_job(session, job_id)
     assert job.status == "done" and job.finished_at is not None
 
     failing_id, chunks = make_job(session, 20, 10, name="failing")
     write_chunk(session, failing_id, chunks[0])
-    mark_chunk_failed(session, failing_id, 1, "boom")
-    assert finish_job_if_complete(session, failing_id) == "failed"
+    storage.mark_chunk_failed(session, failing_id, 1, "boom")
+    assert storage.finish_job_if_complete(session, failing_id) == "failed"
     assert counters(session, failing_id) == (20, 10, 10)
 
 
 def test_claim_chunk_counts_attempts_and_starts_the_job(session: Session) -> None:
     job_id, chunks = make_job(session, 20, 10)
-    claimed = claim_chunk(session, job_id, 0)
+    claimed = storage.claim_chunk(session, job_id, 0)
     assert claimed is not None
     assert (claimed.status, claimed.attempts, claimed.start, claimed.stop) == ("running", 1, 0, 10)
-    job = get_job(session, job_id)
+    job = storage.get_job(session, job_id)
     assert job.status == "running" and job.started_at is not None
-    again = claim_chunk(session, job_id, 0)  # redelivered after a worker died
+    again = storage.claim_chunk(session, job_id, 0)  # redelivered after a worker died
     assert again is not None and again.attempts == 2
     write_chunk(session, job_id, chunks[0])
-    assert claim_chunk(session, job_id, 0) is None  # done: nothing to do
-    with pytest.raises(NotFound):
-        claim_chunk(session, job_id, 5)
+    assert storage.claim_chunk(session, job_id, 0) is None  # done: nothing to do
+    with pytest.raises(storage.NotFound):
+        storage.claim_chunk(session, job_id, 5)
 
 
 def test_cancel_job(session: Session) -> None:
     job_id, chunks = make_job(session, 30, 10)
     write_chunk(session, job_id, chunks[0])
-    claim_chunk(session, job_id, 1)
-    assert touch_chunk(session, job_id, 1) == "running"
-    assert cancel_job(session, job_id)
-    assert touch_chunk(session, job_id, 1) == "cancelled"  # the worker's next heartbeat stops it
-    assert job_progress(session, job_id).chunks == {"done": 1, "cancelled": 2}
-    assert claim_chunk(session, job_id, 2) is None
-    assert not cancel_job(session, job_id)
+    storage.claim_chunk(session, job_id, 1)
+    assert storage.touch_chunk(session, job_id, 1) == "running"
+    assert storage.cancel_job(session, job_id)
+    assert storage.touch_chunk(session, job_id, 1) == "cancelled"  # the worker's next heartbeat stops it
+    assert storage.job_progress(session, job_id).chunks == {"done": 1, "cancelled": 2}
+    assert storage.claim_chunk(session, job_id, 2) is None
+    assert not storage.cancel_job(session, job_id)
     assert write_chunk(session, job_id, chunks[1]) is None  # nor is a cancelled chunk stored
-    assert finish_job_if_complete(session, job_id) is None
-    assert get_job(session, job_id).status == "cancelled"
+    assert storage.finish_job_if_complete(session, job_id) is None
+    assert storage.get_job(session, job_id).status == "cancelled"
     assert counters(session, job_id) == (30, 10, 0)
 
 
@@ -197,34 +170,34 @@ def test_requeue_stale_chunks(session: Session) -> None:
     job_id, chunks = make_job(session, 50, 10, queue="gpu")
     local_id, _ = make_job(session, 10, 10, name="local")  # tagged in-process: never swept
     for chunk_idx in (0, 1, 2):
-        claim_chunk(session, job_id, chunk_idx)
-    claim_chunk(session, local_id, 0)
+        storage.claim_chunk(session, job_id, chunk_idx)
+    storage.claim_chunk(session, local_id, 0)
     for chunk_idx in (1, 2, 3):
         age(session, job_id, chunk_idx)
     age(session, local_id, 0)
     write_chunk(session, job_id, chunks[2])  # finished since: not stale
-    assert touch_chunk(session, job_id, 0) == "running"
+    assert storage.touch_chunk(session, job_id, 0) == "running"
 
-    assert requeue_stale_chunks(session, 7200) == []
-    assert requeue_stale_chunks(session, 600) == [(job_id, 1, "gpu")]
-    assert requeue_stale_chunks(session, 600) == []  # requeued and touched: one sweeper takes it
-    assert claim_chunk(session, job_id, 1).attempts == 2  # the next start counts
+    assert storage.requeue_stale_chunks(session, 7200) == []
+    assert storage.requeue_stale_chunks(session, 600) == [(job_id, 1, "gpu")]
+    assert storage.requeue_stale_chunks(session, 600) == []  # requeued and touched: one sweeper takes it
+    assert storage.claim_chunk(session, job_id, 1).attempts == 2  # the next start counts
 
-    assert stale_queues(session, 600) == ["gpu"]  # chunk 3 waited an hour in the gpu queue
-    assert requeue_stale_chunks(session, 600, "queued", ["cpu"]) == []
-    assert requeue_stale_chunks(session, 600, "queued", ["gpu"]) == [(job_id, 3, "gpu")]
-    assert stale_queues(session, 600) == []
-    cancel_job(session, job_id)
+    assert storage.stale_queues(session, 600) == ["gpu"]  # chunk 3 waited an hour in the gpu queue
+    assert storage.requeue_stale_chunks(session, 600, "queued", ["cpu"]) == []
+    assert storage.requeue_stale_chunks(session, 600, "queued", ["gpu"]) == [(job_id, 3, "gpu")]
+    assert storage.stale_queues(session, 600) == []
+    storage.cancel_job(session, job_id)
     age(session, job_id, 4)
-    assert requeue_stale_chunks(session, 600, "queued") == []  # a cancelled job is left alone
+    assert storage.requeue_stale_chunks(session, 600, "queued") == []  # a cancelled job is left alone
 
 
 def test_job_progress_and_status(session: Session) -> None:
     job_id, chunks = make_job(session, 25, 10)
-    claim_chunk(session, job_id, 0)
+    storage.claim_chunk(session, job_id, 0)
     write_chunk(session, job_id, chunks[0])
-    mark_chunk_failed(session, job_id, 1, "boom")
-    progress = job_progress(session, job_id)
+    storage.mark_chunk_failed(session, job_id, 1, "boom")
+    progress = storage.job_progress(session, job_id)
     assert (progress.status, progress.n_sentences, progress.n_done, progress.n_failed, progress.n_pending) == (
         "running", 25, 10, 10, 5
     )
@@ -232,37 +205,38 @@ def test_job_progress_and_status(session: Session) -> None:
     assert progress.chunk_errors == [(1, "boom")]
     assert progress.started_at is not None and progress.finished_at is None
 
-    set_job_status(session, job_id, "failed", error="worker lost")
-    job = get_job(session, job_id)
+    storage.set_job_status(session, job_id, "failed", error="worker lost")
+    job = storage.get_job(session, job_id)
     assert (job.status, job.error) == ("failed", "worker lost") and job.finished_at is not None
     with pytest.raises(ValueError):
-        set_job_status(session, job_id, "paused")
-    with pytest.raises(NotFound):
-        job_progress(session, job_id + 100)
+        storage.set_job_status(session, job_id, "paused")
+    with pytest.raises(storage.NotFound):
+        storage.job_progress(session, job_id + 100)
 
 
 def test_list_jobs_newest_first(session: Session) -> None:
     ids = [make_job(session, 3, 10, name=f"j{i}")[0] for i in range(3)]
-    set_job_status(session, ids[1], "running")
-    assert [j.id for j in list_jobs(session)] == ids[::-1]
-    assert [j.id for j in list_jobs(session, limit=2)] == ids[:0:-1]
-    assert [j.id for j in list_jobs(session, status="running")] == [ids[1]]
+    storage.set_job_status(session, ids[1], "running")
+    assert [j.id for j in storage.list_jobs(session)] == ids[::-1]
+    assert [j.id for j in storage.list_jobs(session, limit=2)] == ids[:0:-1]
+    assert [j.id for j in storage.list_jobs(session, status="running")] == [ids[1]]
 
 
 def test_results_stream_in_input_order(session: Session) -> None:
-    job = create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="conll")
+    job = storage.create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="conll")
     order = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5]  # stored out of order, read back in order
-    add_sentences(session, job.id, ((i, sentence(i)) for i in order), batch_size=3)
-    chunks = create_chunks(session, job.id, 5)
+    storage.add_sentences(session, job.id, ((i, sentence(i)) for i in order), batch_size=3)
+    chunks = storage.create_chunks(session, job.id, 5)
     write_chunk(session, job.id, chunks[1])
-    results = list(iter_job_results(session, job.id, batch=3))
+    results = list(storage.iter_job_results(session, job.id, batch=3))
     assert [idx for idx, _, _ in results] == list(range(10))
     assert all(tokens == sentence(idx) for idx, tokens, _ in results)
     assert [tags is not None for _, _, tags in results] == [False] * 5 + [True] * 5
 
-    entities = list(iter_job_entities(session, job.id, batch=3))
+    entities = list(storage.iter_job_entities(session, job.id, batch=3))
     assert [(e.sentence_idx, e.label) for e in entities] == [(i, t) for i in range(5, 10) for t in ("Director", "Year")]
-    assert [e.text for e in iter_job_entities(session, job.id, label="Year")] == [str(1970 + i) for i in range(5, 10)]
+    years = storage.iter_job_entities(session, job.id, label="Year")
+    assert [e.text for e in years] == [str(1970 + i) for i in range(5, 10)]
     tokens_of_5 = sentence(5)
     assert all(e.text == " ".join(tokens_of_5[e.start : e.end]) for e in entities if e.sentence_idx == 5)
 
@@ -270,7 +244,7 @@ def test_results_stream_in_input_order(session: Session) -> None:
 def test_deleting_a_job_deletes_its_rows(session: Session) -> None:
     job_id, chunks = make_job(session, 10, 5)
     write_chunk(session, job_id, chunks[0])
-    session.delete(get_job(session, job_id))
+    session.delete(storage.get_job(session, job_id))
     session.flush()
-    assert session.scalar(select(func.count()).select_from(Sentence)) == 0
+    assert session.scalar(select(func.count()).select_from(storage.Sentence)) == 0
     assert entity_count(session, job_id) == 0

@@ -12,7 +12,7 @@ import storage.engine
 from storage import create_job, current_revision, head_revision, session_scope, upgrade
 from storage.migrate import downgrade
 from storage.schema import Base
-from storage.scratch import scratch_database
+from tests.support.scratch import scratch_database
 
 TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from storage.scratch import scratch_database
 from tests.conftest import BIN, run_bin
+from tests.support.scratch import scratch_database
 
 BIG_REPEAT = 10
 REDIS_URL = os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")

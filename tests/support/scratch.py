@@ -1,6 +1,6 @@
 """Throwaway databases for tests and benchmarks: empty, uniquely named (parallel runs never
-collide), removed afterwards. The only SQL strings in the package besides SQLite pragmas:
-CREATE/DROP DATABASE have no SQLAlchemy construct."""
+collide), removed afterwards. Raw SQL on purpose: CREATE/DROP DATABASE have no SQLAlchemy
+construct."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import exc
 from sqlalchemy.pool import NullPool
 
-from .engine import display_url, make_engine, normalize_url
+from storage.engine import display_url, make_engine, normalize_url
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KINDS = ("sqlite", "postgresql")

@@ -1,0 +1,201 @@
+"""The chunk state machine: workers claim, touch, save or fail chunks; the sweeper requeues
+the stale ones. Each change keeps the job's counters (jobs.n_done, jobs.n_failed) exact.
+
+Concurrency: several worker processes write chunks of one job at once. A function that
+reads a row to decide how to change it first UPDATEs that row: on PostgreSQL that locks it
+before anything is read, on SQLite it takes the database's write lock (so its snapshot cannot
+go stale). Locks are taken chunk row before job row, never the other way round, so writers
+cannot deadlock; counters move by atomic `n = n + k` updates."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from ._common import ACTIVE, NotFound, _check, _now, _table
+from .bulk import insert_rows
+from .jobs import EntityRow
+from .schema import Chunk, Entity, Job, Sentence, utcnow
+
+__all__ = [
+    "ChunkInfo", "claim_chunk", "mark_chunk_failed", "requeue_stale_chunks", "save_tagged_chunk",
+    "stale_queues", "touch_chunk",
+]
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """A chunk row as read for a decision (frozen: it is a snapshot, not a live row)."""
+
+    job_id: int
+    chunk_idx: int
+    start: int
+    stop: int  # exclusive
+    status: str
+    attempts: int
+    error: str | None
+    updated_at: datetime
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+_CHUNK_COLUMNS = (
+    Chunk.job_id, Chunk.chunk_idx, Chunk.start, Chunk.stop, Chunk.status, Chunk.attempts, Chunk.error,
+    Chunk.updated_at,
+)
+
+
+def _chunk_key(job_id: int, chunk_idx: int) -> tuple[Any, Any]:
+    return Chunk.job_id == job_id, Chunk.chunk_idx == chunk_idx
+
+
+def _lock_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo:
+    """Touch the chunk row first: a PostgreSQL row lock / the SQLite write lock, held to commit,
+    so concurrent writers of one chunk take turns and each reads the other's result."""
+    row = session.execute(
+        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(updated_at=_now(session))
+        .returning(*_CHUNK_COLUMNS)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no chunk {chunk_idx} in job {job_id}")
+    return ChunkInfo(**row._mapping)
+
+
+def _add_to_counters(session: Session, job_id: int, done: int = 0, failed: int = 0) -> None:
+    if done or failed:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(n_done=Job.n_done + done, n_failed=Job.n_failed + failed)
+        )
+
+
+def _failed_delta(old: str, new: str, size: int) -> int:
+    """jobs.n_failed counts the sentences of failed chunks: what a status change adds to it."""
+    return size * ((new == "failed") - (old == "failed"))
+
+
+def _move_chunk(
+    session: Session,
+    job_id: int,
+    chunk_idx: int,
+    status: str,
+    allowed_from: Collection[str],
+    error: str | None = None,
+    attempt: bool = False,
+) -> ChunkInfo | None:
+    """Set a chunk's status if it is in one of allowed_from (None, and no change, if not),
+    moving jobs.n_failed with it; the one way every status change but `done` goes."""
+    old = _lock_chunk(session, job_id, chunk_idx)
+    if old.status not in allowed_from:
+        return None
+    values: dict[str, Any] = {"status": status, "error": error}
+    if attempt:
+        values["attempts"] = Chunk.attempts + 1
+    row = session.execute(
+        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(**values).returning(*_CHUNK_COLUMNS)
+    ).one()
+    _add_to_counters(session, job_id, failed=_failed_delta(old.status, status, old.size))
+    return ChunkInfo(**row._mapping)
+
+
+def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | None:
+    """A worker starts (or, redelivered, restarts) a chunk: running, one more attempt, and the
+    job running too. None when there is nothing to do: the chunk is done, failed or cancelled."""
+    chunk = _move_chunk(session, job_id, chunk_idx, "running", ACTIVE, attempt=True)
+    if chunk is not None:
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "queued").values(status="running", started_at=utcnow())
+        )
+    return chunk
+
+
+def mark_chunk_failed(session: Session, job_id: int, chunk_idx: int, error: str) -> bool:
+    """Give up on a queued or running chunk: its sentences count in jobs.n_failed once, however
+    often this is called. False when the chunk had already finished (done, failed, cancelled)."""
+    return _move_chunk(session, job_id, chunk_idx, "failed", ACTIVE, error=error) is not None
+
+
+def touch_chunk(session: Session, job_id: int, chunk_idx: int) -> str:
+    """A worker's sign of life on its chunk (the sweeper requeues chunks that give none).
+    Returns the chunk's status: anything but running or queued tells the worker to stop."""
+    return _lock_chunk(session, job_id, chunk_idx).status
+
+
+def requeue_stale_chunks(
+    session: Session, older_than_seconds: float, status: str = "running", queues: Collection[str] | None = None
+) -> list[tuple[int, int, str]]:
+    """Set chunks in `status` untouched for that long back to queued, and return them as
+    (job id, chunk idx, queue) for the caller to send again. Only jobs that went through a
+    broker take part (`queues` narrows them). One UPDATE: of two sweepers, one takes each chunk."""
+    _check(status, ACTIVE, "status")
+    now = _now(session)
+    brokered = select(Job.id).where(Job.status.in_(ACTIVE), Job.queue.is_not(None))
+    if queues is not None:
+        brokered = brokered.where(Job.queue.in_(list(queues)))
+    moved = session.execute(
+        update(Chunk)
+        .where(Chunk.status == status, Chunk.updated_at < now - timedelta(seconds=older_than_seconds),
+               Chunk.job_id.in_(brokered))
+        .values(status="queued", updated_at=now)
+        .returning(Chunk.job_id, Chunk.chunk_idx)
+        .execution_options(synchronize_session=False)  # no Chunk objects in the session to update
+    ).all()
+    queue_of = dict(session.execute(select(Job.id, Job.queue).where(Job.id.in_({j for j, _ in moved}))).all())
+    return sorted((job_id, chunk_idx, queue_of[job_id]) for job_id, chunk_idx in moved)
+
+
+def stale_queues(session: Session, older_than_seconds: float) -> list[str]:
+    """Queues with jobs whose queued chunks have waited that long: if such a queue is empty
+    in the broker, their messages were lost (a flushed broker, a deleted queue)."""
+    cutoff = _now(session) - timedelta(seconds=older_than_seconds)
+    stmt = (
+        select(Job.queue).distinct().join(Chunk, Chunk.job_id == Job.id)
+        .where(Job.status.in_(ACTIVE), Job.queue.is_not(None), Chunk.status == "queued", Chunk.updated_at < cutoff)
+    )
+    return sorted(session.scalars(stmt))
+
+
+_ENTITY_COLUMNS = ("job_id", *EntityRow._fields)
+# Core, not the ORM's bulk update: per-row ORM bookkeeping would cost more than the database.
+_SENTENCES = _table(Sentence).c
+_TAG_SENTENCE = update(_table(Sentence)).where(
+    _SENTENCES.job_id == bindparam("b_job_id"), _SENTENCES.idx == bindparam("b_idx")
+)
+
+
+def save_tagged_chunk(
+    session: Session,
+    job_id: int,
+    chunk_idx: int,
+    tags: Mapping[int, list[str]] | Sequence[tuple[int, list[str]]],
+    entities: Iterable[EntityRow],
+) -> int | None:
+    """Store a whole chunk's tags and entities and mark it done, in the caller's transaction.
+
+    Only a queued or running chunk is saved: None, and no change, for one that is already
+    done (another delivery saved it: the tags are the same), failed (given up on: its job
+    may have ended) or cancelled. So each sentence is tagged, and counted, exactly once.
+    Returns how many sentences it tagged."""
+    chunk = _lock_chunk(session, job_id, chunk_idx)
+    if chunk.status not in ACTIVE:
+        return None
+    by_idx = dict(tags)
+    if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
+        raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
+    rows = [(job_id, *e) for e in entities]
+    if any(not chunk.start <= row[1] < chunk.stop for row in rows):
+        raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
+    now = utcnow()
+    session.execute(
+        _TAG_SENTENCE, [{"b_job_id": job_id, "b_idx": i, "tags": t, "tagged_at": now} for i, t in by_idx.items()]
+    )
+    insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
+    session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(status="done", error=None))
+    _add_to_counters(session, job_id, done=chunk.size)
+    return chunk.size
