@@ -40,10 +40,6 @@ class Batch:
     mask: torch.Tensor  # [B, T] bool
     tags: torch.Tensor | None  # [B, T] long, padded with 0
 
-    @property
-    def n_tokens(self) -> int:
-        return int(self.mask.sum())
-
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(
@@ -87,23 +83,28 @@ def plan_batches(
         rng.shuffle(order)
         size = batch_size * 50
         pools = [sorted(order[i : i + size], key=lambda i: lengths[i]) for i in range(0, len(order), size)]
-    batches: list[list[int]] = []
-    for pool in pools:
-        current: list[int] = []
-        longest = 0
-        for i in pool:
-            longest_if_added = max(longest, lengths[i])
-            too_many = len(current) >= batch_size
-            too_big = max_tokens is not None and longest_if_added * (len(current) + 1) > max_tokens
-            if current and (too_many or too_big):
-                batches.append(current)
-                current, longest_if_added = [], lengths[i]
-            current.append(i)
-            longest = longest_if_added
-        if current:
-            batches.append(current)
+    batches = [batch for pool in pools for batch in _cut(pool, lengths, batch_size, max_tokens)]
     if rng is not None:
         rng.shuffle(batches)
+    return batches
+
+
+def _cut(pool: list[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """Consecutive runs of a length-sorted pool, each within both caps."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in pool:
+        longest_if_added = max(longest, lengths[i])
+        too_many = len(current) >= batch_size
+        too_big = max_tokens is not None and longest_if_added * (len(current) + 1) > max_tokens
+        if current and (too_many or too_big):
+            batches.append(current)
+            current, longest_if_added = [], lengths[i]
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
     return batches
 
 

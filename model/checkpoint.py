@@ -4,6 +4,8 @@ Written into a temporary sibling and renamed into place, so a crash never leaves
 read with safetensors and JSON only, so loading never runs pickled code. The weights file
 records the sha256 of config.json and vocab.json, so the weights' sha256 (a model version's
 identity) covers the whole directory: a tampered vocabulary is refused, never used.
+A model trained without an explicit directory gets a new var/models/<timestamp>, and
+var/models/current then points to it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -50,6 +53,26 @@ def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def default_out_dir(root: str | Path = "var/models") -> Path:
+    """A new directory name: two runs started in the same second never share one."""
+    base = Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def point_current(model_dir: Path) -> Path:
+    """Make ``<models>/current`` a relative symlink to model_dir, swapped atomically."""
+    current = model_dir.parent / "current"
+    tmp = model_dir.parent / f".current.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(model_dir.name)
+    os.replace(tmp, current)
+    return current
 
 
 def weights_sha256(path: str | Path) -> str:

@@ -6,9 +6,9 @@ and every problem is reported as a :class:`CorpusFormatError` that names file, l
 
 from __future__ import annotations
 
-import io
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -115,86 +115,115 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             yield Sentence(tokens, None, line_no)
 
 
-def _column_order(cols: list[str]) -> str | None:
-    """'mit' (TAG token), 'conll' (token TAG), or None while both columns look like tags."""
+def _columns(path: str, line_no: int, text: str) -> list[str]:
+    """A token line's two columns, or [] for a blank line; any other count is an error."""
+    cols = text.split()
+    if cols and len(cols) != 2:
+        what = "one column" if len(cols) == 1 else f"{len(cols)} columns"
+        raise CorpusFormatError(path, line_no, f"{what}; expected a tag and a token separated by whitespace", text)
+    return cols
+
+
+def _column_order(path: str, line_no: int, text: str, cols: list[str]) -> str | None:
+    """The order a line shows: 'mit' (TAG token), 'conll' (token TAG), or None for a blank line
+    or one whose columns both look like tags (e.g. "O O")."""
+    if not cols:
+        return None
     first, second = is_tag(cols[0]), is_tag(cols[1])
-    if first and not second:
-        return "mit"
-    if second and not first:
-        return "conll"
-    return None
+    if not (first or second):
+        raise CorpusFormatError(path, line_no, "neither column is a BIO tag", text)
+    if first == second:
+        return None
+    return "mit" if first else "conll"
+
+
+class _SentenceBuilder:
+    """The sentence being read from a column file: each token line is checked as it arrives."""
+
+    def __init__(self, path: str, strict: bool, max_tokens: int) -> None:
+        self.path, self.strict, self.max_tokens = path, strict, max_tokens
+        self.tokens: list[str] = []
+        self.tags: list[str] = []
+        self.start = 0
+
+    def read(self, lines: Iterable[tuple[int, str, list[str]]], order: str) -> Iterator[Sentence]:
+        """Add (line number, text, columns) in the given column order; a blank line ends a sentence."""
+        for line_no, text, cols in lines:
+            if not cols:
+                yield from self.finish()
+                continue
+            tag, token = cols if order == "mit" else reversed(cols)
+            self._add(line_no, text, tag, token)
+
+    def _add(self, line_no: int, text: str, tag: str, token: str) -> None:
+        if not is_tag(tag):
+            raise CorpusFormatError(self.path, line_no, f"unknown tag shape {tag!r}", text)
+        prev = self.tags[-1] if self.tags else "O"
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            if self.strict:
+                raise CorpusFormatError(
+                    self.path, line_no, f"{tag} does not continue an entity (previous tag {prev})", text
+                )
+            tag = "B-" + tag[2:]  # IOB1 -> IOB2: an I- that opens an entity begins it
+        if not self.tokens:
+            self.start = line_no
+        self.tokens.append(token)
+        self.tags.append(tag)
+        _check_length(self.path, self.start, self.tokens, self.max_tokens)
+
+    def finish(self) -> Iterator[Sentence]:
+        if self.tokens:
+            yield Sentence(self.tokens, self.tags, self.start)
+            self.tokens, self.tags = [], []
 
 
 def _read_columns(
     lines: Iterable[tuple[int, str]], path: str, strict: bool, max_tokens: int
 ) -> Iterator[Sentence]:
+    """Either column order, found from the first line that tells them apart. Lines before it wait
+    and are then read in that order; a file where no line tells is read in MIT order, the corpus's own."""
+    sentence = _SentenceBuilder(path, strict, max_tokens)
     order: str | None = None
-    pending: list[tuple[int, str, list[str]]] = []  # lines seen before the order was known
-    tokens: list[str] = []
-    tags: list[str] = []
-    start = 0
-
-    def add(line_no: int, text: str, cols: list[str]) -> None:
-        nonlocal start
-        tag, token = (cols[0], cols[1]) if order == "mit" else (cols[1], cols[0])
-        if not is_tag(tag):
-            raise CorpusFormatError(path, line_no, f"unknown tag shape {tag!r}", text)
-        if tag.startswith("I-"):
-            prev = tags[-1] if tags else "O"
-            if prev == "O" or prev[2:] != tag[2:]:
-                if strict:
-                    raise CorpusFormatError(
-                        path, line_no, f"{tag} does not continue an entity (previous tag {prev})", text
-                    )
-                tag = "B-" + tag[2:]  # IOB1 -> IOB2: an I- that opens an entity begins it
-        if not tokens:
-            start = line_no
-        tokens.append(token)
-        tags.append(tag)
-        if len(tokens) > max_tokens:
-            _check_length(path, start, tokens, max_tokens)
-
-    def flush() -> Iterator[Sentence]:
-        nonlocal tokens, tags
-        if tokens:
-            yield Sentence(tokens, tags, start)
-            tokens, tags = [], []
-
+    waiting: list[tuple[int, str, list[str]]] = []
     for line_no, text in lines:
-        cols = text.split()
-        if not cols:
-            if order is None:
-                pending.append((line_no, text, cols))
-            else:
-                yield from flush()
+        cols = _columns(path, line_no, text)
+        if order is not None:
+            yield from sentence.read([(line_no, text, cols)], order)
             continue
-        if len(cols) != 2:
-            what = "one column" if len(cols) == 1 else f"{len(cols)} columns"
-            raise CorpusFormatError(
-                path, line_no, f"{what}; expected a tag and a token separated by whitespace", text
-            )
-        if order is None:
-            order = _column_order(cols)
-            if order is None:
-                if not (is_tag(cols[0]) or is_tag(cols[1])):
-                    raise CorpusFormatError(path, line_no, "neither column is a BIO tag", text)
-                pending.append((line_no, text, cols))
-                continue
-            for p_no, p_text, p_cols in pending:
-                if p_cols:
-                    add(p_no, p_text, p_cols)
-                else:
-                    yield from flush()
-            pending.clear()
-        add(line_no, text, cols)
-    if order is None and pending:
-        order = "mit"  # every line is ambiguous (e.g. "O O"): MIT order, the corpus's own
-        for p_no, p_text, p_cols in pending:
-            if p_cols:
-                add(p_no, p_text, p_cols)
-            else:
-                yield from flush()
-    yield from flush()
+        waiting.append((line_no, text, cols))
+        order = _column_order(path, line_no, text, cols)
+        if order is not None:
+            yield from sentence.read(waiting, order)
+    if order is None:
+        yield from sentence.read(waiting, "mit")
+    yield from sentence.finish()
+
+
+def _open(source: str | Path | BinaryIO, name: str | None) -> tuple[BinaryIO, str, bool]:
+    """(binary stream, name for messages, whether we opened it and so must close it)."""
+    if isinstance(source, (str, Path)) and str(source) != "-":
+        path = name or str(source)
+        try:
+            return open(source, "rb"), path, True  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise CorpusFormatError(path, 0, "no such file") from None
+        except IsADirectoryError:
+            raise CorpusFormatError(path, 0, "is a directory, not a file") from None
+        except PermissionError:
+            raise CorpusFormatError(path, 0, "permission denied") from None
+    if str(source) == "-":
+        return sys.stdin.buffer, name or "<stdin>", False
+    return source, name or getattr(source, "name", "<stream>"), False  # type: ignore[return-value]
+
+
+def _parse(
+    lines: Iterable[tuple[int, str]], fmt: str, path: str, strict: bool, max_tokens: int
+) -> Iterator[Sentence]:
+    if fmt == "text":
+        return _read_text(lines, path, max_tokens)
+    if fmt == "jsonl":
+        return _read_jsonl(lines, path, max_tokens)
+    return _read_columns(lines, path, strict, max_tokens)
 
 
 def read_sentences(
@@ -212,33 +241,10 @@ def read_sentences(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if isinstance(source, (str, Path)) and str(source) != "-":
-        path = name or str(source)
-        try:
-            stream: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise CorpusFormatError(path, 0, "no such file") from None
-        except IsADirectoryError:
-            raise CorpusFormatError(path, 0, "is a directory, not a file") from None
-        except PermissionError:
-            raise CorpusFormatError(path, 0, "permission denied") from None
-        owned = True
-    else:
-        import sys
-
-        stream = sys.stdin.buffer if str(source) == "-" else source  # type: ignore[assignment]
-        path = name or ("<stdin>" if str(source) == "-" else getattr(source, "name", "<stream>"))
-        owned = False
+    stream, path, owned = _open(source, name)
     try:
-        lines = decoded_lines(stream, path)
-        if fmt == "text":
-            sentences = _read_text(lines, path, max_tokens)
-        elif fmt == "jsonl":
-            sentences = _read_jsonl(lines, path, max_tokens)
-        else:
-            sentences = _read_columns(lines, path, strict, max_tokens)
         empty = True
-        for sentence in sentences:
+        for sentence in _parse(decoded_lines(stream, path), fmt, path, strict, max_tokens):
             empty = False
             yield sentence
         if empty:
@@ -252,8 +258,3 @@ def read_corpus(path: str | Path, *, strict: bool = False) -> list[Sentence]:
     """A whole labelled file in memory: for training and evaluation sets, which are small."""
     return list(read_sentences(path, "bio", strict=strict))
 
-
-def parse_text(text: str, fmt: str = "text", name: str = "<string>") -> list[Sentence]:
-    """Sentences from an in-memory string (tests and small inputs)."""
-    # surrogatepass: a lone surrogate becomes bytes the reader reports as invalid UTF-8 on its line
-    return list(read_sentences(io.BytesIO(text.encode("utf-8", "surrogatepass")), fmt, name=name))

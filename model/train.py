@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +15,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import data
-from .batching import Encoded, encode, iter_batches
-from .checkpoint import save_model_dir
+from .batching import Batch, Encoded, encode, iter_batches
+from .checkpoint import default_out_dir, point_current, save_model_dir
 from .corpus import CorpusFormatError, Sentence, read_corpus
 from .devices import resolve_device
 from .embeddings import embedding_dim, fill_embeddings
@@ -56,7 +54,6 @@ class TrainConfig:
     dropout: float = 0.5
     crf: bool = True
     threads: int | None = None  # torch CPU threads; None keeps torch's default
-    extra: dict = field(default_factory=dict)
 
 
 PRESETS: dict[str, dict] = {
@@ -99,6 +96,14 @@ def _clip(model: torch.nn.Module, cfg: TrainConfig) -> None:
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)
 
 
+def _drop_words(batch: Batch, rate: float, device: torch.device) -> torch.Tensor:
+    """Word dropout: each real token is shown as <UNK> with probability ``rate``."""
+    if not rate:
+        return batch.words
+    drop = (torch.rand(batch.words.shape, device=device) < rate) & batch.mask
+    return batch.words.masked_fill(drop, UNK_ID)
+
+
 def train_epoch(
     model: BiLSTMTagger,
     averaged: AveragedModel | None,
@@ -116,11 +121,7 @@ def train_epoch(
     with tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=1.0) as bar:
         for batch in bar:
             batch = batch.to(device)
-            words = batch.words
-            if cfg.word_dropout:
-                drop = (torch.rand(words.shape, device=device) < cfg.word_dropout) & batch.mask
-                words = words.masked_fill(drop, UNK_ID)
-            emissions = model(words, batch.chars, batch.lengths)
+            emissions = model(_drop_words(batch, cfg.word_dropout, device), batch.chars, batch.lengths)
             value = loss(model, emissions, batch.tags, batch.mask)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
@@ -134,37 +135,8 @@ def train_epoch(
     return total / max(count, 1)
 
 
-def default_out_dir(root: str | Path = "var/models") -> Path:
-    """A new directory name: two runs started in the same second never share one."""
-    base = Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
-
-
-def point_current(model_dir: Path) -> Path:
-    """Make ``<models>/current`` a relative symlink to model_dir, swapped atomically."""
-    current = model_dir.parent / "current"
-    tmp = model_dir.parent / f".current.{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(model_dir.name)
-    os.replace(tmp, current)
-    return current
-
-
-def _fit(
-    cfg: TrainConfig,
-    vocab: Vocab,
-    sentences: Sequence[Sentence],
-    device: torch.device,
-    epochs: int,
-    dev_set: Sequence[Sentence] = (),
-) -> tuple[BiLSTMTagger, list[dict], int]:
-    """Train a fresh model for up to ``epochs``; with a dev set, stop early and keep the best
-    epoch's weights. Returns (model with the kept weights, per-epoch history, kept epoch)."""
-    seed_everything(cfg.seed)
+def _new_model(cfg: TrainConfig, vocab: Vocab, device: torch.device) -> BiLSTMTagger:
+    """A freshly initialised network sized for ``vocab``, with pretrained vectors if configured."""
     model_cfg = ModelConfig(
         n_words=len(vocab.words), n_chars=len(vocab.chars), tags=vocab.tags,
         word_dim=embedding_dim(cfg.embeddings) if cfg.embeddings else cfg.word_dim,
@@ -175,41 +147,119 @@ def _fit(
     if cfg.embeddings:
         found = fill_embeddings(cfg.embeddings, model.word_embed.weight, vocab)
         print(f"pretrained vectors for {found} of {len(vocab.words)} words", flush=True)
-    model.to(device)
+    return model.to(device)
+
+
+def _weight_average(model: BiLSTMTagger, cfg: TrainConfig) -> AveragedModel | None:
+    """An exponential moving average of the weights (what gets evaluated and saved), if configured."""
+    if not cfg.ema_decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+class _EarlyStopping:
+    """Scores every epoch on the dev set and keeps a copy of the best epoch's weights."""
+
+    def __init__(self, module: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Sentence], patience: int) -> None:
+        self.module, self.dev_set, self.patience = module, dev_set, patience
+        self.tagger = Tagger(module, vocab, cache_chars=False)
+        self.best_f1, self.best_epoch, self.best_state = -1.0, 0, None
+
+    def score(self, epoch: int) -> dict:
+        """{"dev_f1": F1} for this epoch, {} without a dev set."""
+        if not self.dev_set:
+            return {}
+        f1 = evaluate(self.tagger, self.dev_set)["default"]["f1"]
+        if f1 > self.best_f1:
+            self.best_f1, self.best_epoch = f1, epoch
+            self.best_state = copy.deepcopy(self.module.state_dict())
+        return {"dev_f1": f1}
+
+    def should_stop(self, epoch: int) -> bool:
+        if self.dev_set and epoch - self.best_epoch >= self.patience:
+            print(f"early stop: no better dev F1 for {self.patience} epochs", flush=True)
+            return True
+        return False
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+
+
+def _print_epoch(row: dict, epochs: int, best: bool) -> None:
+    dev_text = f"  dev F1 {row['dev_f1']:6.2f}" if "dev_f1" in row else ""
+    note = "  *best" if best else ""
+    print(f"epoch {row['epoch']:>2}/{epochs}  loss {row['loss']:8.3f}{dev_text}{note}  ({row['seconds']:.0f}s)",
+          flush=True)
+
+
+def _fit(cfg: TrainConfig, vocab: Vocab, sentences: Sequence[Sentence], device: torch.device, epochs: int,
+         dev_set: Sequence[Sentence] = ()) -> tuple[BiLSTMTagger, list[dict], int]:
+    """Train a fresh model for up to ``epochs``; with a dev set, stop early and keep the best
+    epoch's weights. Returns (model with the kept weights, per-epoch history, kept epoch)."""
+    seed_everything(cfg.seed)
+    model = _new_model(cfg, vocab, device)
     encoded = [encode(vocab, s.tokens, s.tags) for s in sentences]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 / cfg.lr_decay)
-    averaged = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-        if cfg.ema_decay
-        else None
-    )
+    averaged = _weight_average(model, cfg)
     final = averaged.module if averaged is not None else model  # the weights that get saved
-    tagger = Tagger(final, vocab, cache_chars=False)
+    stopping = _EarlyStopping(final, vocab, dev_set, cfg.patience)
     rng = random.Random(cfg.seed)
     history: list[dict] = []
-    best_f1, best_state, best_epoch = -1.0, None, 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{epochs}")
         scheduler.step()
-        row = {"epoch": epoch, "loss": mean_loss}
-        note = ""
-        if dev_set:
-            row["dev_f1"] = evaluate(tagger, dev_set)["default"]["f1"]
-            if row["dev_f1"] > best_f1:
-                best_f1, best_epoch, note = row["dev_f1"], epoch, "  *best"
-                best_state = copy.deepcopy(final.state_dict())
+        row = {"epoch": epoch, "loss": mean_loss, **stopping.score(epoch)}
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        dev_text = f"  dev F1 {row['dev_f1']:6.2f}" if dev_set else ""
-        print(f"epoch {epoch:>2}/{epochs}  loss {mean_loss:8.3f}{dev_text}{note}  ({row['seconds']:.0f}s)", flush=True)
-        if dev_set and epoch - best_epoch >= cfg.patience:
-            print(f"early stop: no better dev F1 for {cfg.patience} epochs", flush=True)
+        _print_epoch(row, epochs, stopping.best_epoch == epoch)
+        if stopping.should_stop(epoch):
             break
-    if best_state is not None:
-        final.load_state_dict(best_state)
-    return final, history, best_epoch or epochs
+    stopping.restore_best()
+    return final, history, stopping.best_epoch or epochs
+
+
+def _train_dev_split(cfg: TrainConfig, train_all: Sequence[Sentence], train_file: Path) -> tuple[list, list]:
+    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
+    if not dev_set:
+        raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
+    return train_set, dev_set
+
+
+def _refit(cfg: TrainConfig, train_all: Sequence[Sentence], device: torch.device, epochs: int
+           ) -> tuple[BiLSTMTagger, Vocab, list[dict]]:
+    """A fresh model on train+dev for the epoch count that was best on dev."""
+    print(f"refit: training on all {len(train_all)} sentences for {epochs} epochs "
+          "(the best count on dev)", flush=True)
+    vocab = Vocab.build((s.tokens, s.tags) for s in train_all)
+    model, history, _ = _fit(cfg, vocab, train_all, device, epochs)
+    return model, vocab, history
+
+
+def _provenance(cfg: TrainConfig, train_file: Path, test_file: Path, device: torch.device) -> dict:
+    """What a model was trained from and with, for its metrics.json."""
+    return {
+        "corpus": {
+            "train": str(train_file),
+            "train_sha256": data.file_sha256(train_file),
+            "test": str(test_file),
+            "test_sha256": data.file_sha256(test_file),
+        },
+        "train_config": asdict(cfg),
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+
+
+def _save(cfg: TrainConfig, model: BiLSTMTagger, vocab: Vocab, metrics: dict) -> Path:
+    """Write the model directory; without ``out``, a new one that ``current`` then points to."""
+    out = Path(cfg.out) if cfg.out else default_out_dir()
+    save_model_dir(out, model, vocab, metrics)
+    if not cfg.out:
+        point_current(out)
+    return out
 
 
 def train(cfg: TrainConfig) -> tuple[Path, dict]:
@@ -221,43 +271,22 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     corpus = data.find_corpus(cfg.data_dir)
     train_file, test_file = corpus / data.TRAIN_FILE, corpus / data.TEST_FILE
     train_all, test = read_corpus(train_file), read_corpus(test_file)
-    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
-    if not dev_set:
-        raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
-    print(
-        f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
-        f"preset {cfg.preset}, up to {cfg.epochs} epochs",
-        flush=True,
-    )
+    train_set, dev_set = _train_dev_split(cfg, train_all, train_file)
+    print(f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
+          f"preset {cfg.preset}, up to {cfg.epochs} epochs", flush=True)
     vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
     model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set)
     dev_scores = evaluate(Tagger(model, vocab, cache_chars=False), dev_set)
     refit_history: list[dict] = []
     if cfg.refit:
-        print(f"refit: training on all {len(train_all)} sentences for {best_epoch} epochs "
-              "(the best count on dev)", flush=True)
-        vocab = Vocab.build((s.tokens, s.tags) for s in train_all)
-        model, refit_history, _ = _fit(cfg, vocab, train_all, device, best_epoch)
-    test_scores = evaluate(Tagger(model, vocab, cache_chars=False), test)
+        model, vocab, refit_history = _refit(cfg, train_all, device, best_epoch)
     metrics = {
         "dev": dev_scores,  # before any refit: the refit model has seen the dev sentences
-        "test": test_scores,
+        "test": evaluate(Tagger(model, vocab, cache_chars=False), test),
         "best_epoch": best_epoch,
         "epochs": history,
         "refit_epochs": refit_history,
         "training_seconds": time.perf_counter() - started,
-        "corpus": {
-            "train": str(train_file),
-            "train_sha256": data.file_sha256(train_file),
-            "test": str(test_file),
-            "test_sha256": data.file_sha256(test_file),
-        },
-        "train_config": asdict(cfg),
-        "device": str(device),
-        "torch": torch.__version__,
+        **_provenance(cfg, train_file, test_file, device),
     }
-    out = Path(cfg.out) if cfg.out else default_out_dir()
-    save_model_dir(out, model, vocab, metrics)
-    if not cfg.out:
-        point_current(out)
-    return out, metrics
+    return _save(cfg, model, vocab, metrics), metrics

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from model.corpus import MAX_LINE_BYTES, CorpusFormatError, parse_text, read_corpus, read_sentences
+from model.corpus import MAX_LINE_BYTES, CorpusFormatError, read_corpus, read_sentences
+from tests.support.corpus_helpers import parse_text
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "in.bio") -> Path:

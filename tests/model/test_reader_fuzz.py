@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from model.corpus import FORMATS, CorpusFormatError, Sentence, is_tag, parse_text, read_sentences
+from model.corpus import FORMATS, CorpusFormatError, Sentence, is_tag, read_sentences
+from tests.support.corpus_helpers import parse_text
 
 NAME = "fuzz/input.dat"  # the name every error message must show
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
