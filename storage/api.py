@@ -600,12 +600,19 @@ def evaluation_history(
     session: Session, model_version_id: int | None = None, dataset: str | None = None,
     dataset_sha256: str | None = None,
 ) -> list[EvaluationRun]:
-    """Oldest first, optionally for one model version and/or one data set (path or sha256)."""
+    """Oldest first, optionally for one model version and/or one data set (by path, or by its
+    sha256 or a prefix of it)."""
     stmt = select(EvaluationRun).order_by(EvaluationRun.started_at, EvaluationRun.id)
     if model_version_id is not None:
         stmt = stmt.where(EvaluationRun.model_version_id == model_version_id)
     if dataset is not None:
         stmt = stmt.where(EvaluationRun.dataset == dataset)
     if dataset_sha256 is not None:
-        stmt = stmt.where(EvaluationRun.dataset_sha256 == dataset_sha256)
+        stmt = stmt.where(EvaluationRun.dataset_sha256.startswith(dataset_sha256, autoescape=True))
     return list(session.scalars(stmt))
+
+
+def latest_evaluated_dataset(session: Session) -> str | None:
+    """The sha256 of the data set evaluated last (None: no runs yet)."""
+    stmt = select(EvaluationRun.dataset_sha256).order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc())
+    return session.scalars(stmt.limit(1)).first()

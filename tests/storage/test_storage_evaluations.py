@@ -7,15 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from storage import evaluation_history, record_evaluation, register_model_version
+from storage import evaluation_history, latest_evaluated_dataset, record_evaluation, register_model_version
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
-def record(session: Session, model_id: int, day: int, f1: float, dataset: str = "test.bio", **kw) -> int:
+def record(
+    session: Session, model_id: int, day: int, f1: float, dataset: str = "test.bio", sha: str = "f" * 64, **kw,
+) -> int:
     started = T0 + timedelta(days=day)
     run = record_evaluation(
-        session, model_version_id=model_id, dataset=dataset, dataset_sha256="f" * 64,
+        session, model_version_id=model_id, dataset=dataset, dataset_sha256=sha,
         started_at=started, finished_at=started + timedelta(seconds=30), n_sentences=1953,
         precision=f1 + 1, recall=f1 - 1, f1=f1,
         per_label={"Director": {"precision": f1, "recall": f1, "f1": f1, "support": 400}},
@@ -40,3 +42,16 @@ def test_record_evaluation_and_history(session: Session) -> None:
 
     with pytest.raises(ValueError, match="trigger"):
         record(session, m1, 4, 1.0, trigger="nightly")
+
+
+def test_history_by_sha256_prefix_and_latest_data_set(session: Session) -> None:
+    assert latest_evaluated_dataset(session) is None
+    m1 = register_model_version(session, name="m1", path="a", sha256="1" * 64, config={}).id
+    ab, late, ac = (record(session, m1, 1, 70.0, sha="ab" + "0" * 62), record(session, m1, 3, 71.0, sha="c" * 64),
+                    record(session, m1, 2, 72.0, sha="ac" + "0" * 62))
+    assert latest_evaluated_dataset(session) == "c" * 64  # started last, though recorded second
+    assert [r.id for r in evaluation_history(session, dataset_sha256="a")] == [ab, ac]
+    assert [r.id for r in evaluation_history(session, dataset_sha256="ab")] == [ab]
+    assert [r.id for r in evaluation_history(session, dataset_sha256="c" * 64)] == [late]
+    assert evaluation_history(session, dataset_sha256="a%") == []  # a prefix, not a LIKE pattern
+    assert evaluation_history(session, dataset_sha256="_b") == []
