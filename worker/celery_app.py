@@ -15,6 +15,7 @@ from kombu.exceptions import ChannelError
 
 from . import metrics
 from .registry import current_model_dir, preload
+from .schedule import EVALUATION_ENTRY, parse_schedule
 from .settings import DEFAULT_QUEUE, Settings
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,12 @@ def queue_size(name: str) -> int:
             return 0
 
 
-EVALUATION_ENTRY = "evaluate-current-model"
 SWEEP_ENTRY = "sweep-stale-chunks"
 
 
 def configure_beat(spec: str, queue: str | None = None, datasets: list[str] | None = None) -> None:
-    """The beat schedule: evaluate the current model every `spec` (see worker.evaluation.parse_schedule),
+    """The beat schedule: evaluate the current model every `spec` (see worker.schedule.parse_schedule),
     and sweep stale chunks every NERQ_SWEEP_INTERVAL_SECONDS."""
-    from .evaluation import parse_schedule
-
     app.conf.beat_schedule = {
         EVALUATION_ENTRY: {
             "task": "nerqueue.evaluate_model",

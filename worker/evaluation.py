@@ -3,22 +3,18 @@
 Shared by bin/evaluate --record, bin/train and the Celery task evaluate_model (which bin/beat
 fires on a schedule). A scheduled run belongs to a time slot: it is recorded once per
 (model version, data set, slot), however many beats fire it (a unique index in SQL, and a
-Redis lock so that two workers do not even spend the time evaluating it twice).
+Redis lock so that two workers do not even spend the time evaluating it twice). The rule is in
+worker.regression, schedules and slots in worker.schedule, the lock in worker.slot_lock.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from celery.schedules import crontab, schedule
 from sqlalchemy.orm import Session
 
 import storage
@@ -28,26 +24,12 @@ from model.data import default_test_file, file_sha256
 from model.evaluation import evaluate
 
 from .registry import current_model_dir, load_tagger, register_model_dir
+from .regression import Thresholds, check_regression, describe
+from .schedule import slot_for
 from .settings import Settings
+from .slot_lock import SlotLock, slot_lock
 
 log = logging.getLogger(__name__)
-
-_NUMBER = re.compile(r"\d+(\.\d+)?")
-
-
-class ScheduleError(ValueError):
-    """NERQ_EVAL_SCHEDULE (or --every) is neither an interval nor a 5-field cron string."""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    overall: float = 1.0  # F1 points, overall
-    label: float = 3.0  # F1 points, on one label...
-    min_support: int = 50  # ...that has at least this many gold entities
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
-        return cls(settings.regression_f1, settings.regression_label_f1, settings.regression_min_support)
 
 
 @dataclass
@@ -70,58 +52,11 @@ class RunOutcome:
         }
 
 
-# --- schedules --------------------------------------------------------------------------
-
-
-def _interval_seconds(spec: str) -> float | None:
-    text = spec.strip().removeprefix("interval:").strip()
-    if not _NUMBER.fullmatch(text):
-        return None
-    return float(text)
-
-
-def parse_schedule(spec: str) -> schedule | crontab:
-    """`86400` or `interval:86400` (seconds), or a cron string `0 3 * * *` (optionally `cron:...`)."""
-    text = spec.strip()
-    if text.startswith("interval:") or _NUMBER.fullmatch(text):
-        seconds = _interval_seconds(text)
-        if seconds is None or seconds <= 0:
-            raise ScheduleError(f"bad interval {spec!r}: give a positive number of seconds")
-        return schedule(timedelta(seconds=seconds))
-    fields = text.removeprefix("cron:").split()
-    if len(fields) != 5:
-        raise ScheduleError(
-            f"bad schedule {spec!r}: use seconds (86400), interval:SECONDS or a 5-field cron string (0 3 * * *)"
-        )
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
-    try:
-        return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                       month_of_year=month_of_year, day_of_week=day_of_week)
-    except ValueError as exc:
-        raise ScheduleError(f"bad cron string {spec!r}: {exc}") from None
-
-
-def slot_for(spec: str, now: datetime | None = None) -> str:
-    """The slot a scheduled run fired now belongs to: the start of its interval on a grid from
-    the epoch, or for cron the minute (cron fires at most once a minute)."""
-    now = now or datetime.now(timezone.utc)
-    parse_schedule(spec)  # a bad spec fails here too
-    seconds = _interval_seconds(spec)
-    if seconds is not None:
-        start = math.floor(now.timestamp() / seconds) * seconds
-        return datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-
-
-# --- regressions ------------------------------------------------------------------------
-
-
-def check_regression(
-    session: Session, model_version_id: int, dataset_sha256: str, f1: float,
-    per_label: dict[str, dict[str, float]], thresholds: Thresholds,
-) -> list[dict[str, Any]]:
-    """Drops beyond the thresholds against the previous run of this model on this data set and
-    against the best run on it by any model: one dict per drop (empty: no regression)."""
+def reference_runs(
+    session: Session, model_version_id: int, dataset_sha256: str,
+) -> list[tuple[str, storage.EvaluationRun]]:
+    """What a new run is compared with: the previous run of this model on this data set and the
+    best run on it by any model (once, when they are the same run)."""
     references = []
     previous = storage.previous_evaluation(session, model_version_id, dataset_sha256)
     if previous is not None:
@@ -129,28 +64,7 @@ def check_regression(
     best = storage.best_evaluation(session, dataset_sha256)
     if best is not None and (previous is None or best.id != previous.id):
         references.append(("best", best))
-    drops = []
-    for against, ref in references:
-        base = {"against": against, "run_id": ref.id, "model_version_id": ref.model_version_id}
-        if ref.f1 - f1 > thresholds.overall:
-            drops.append({**base, "label": None, "before": ref.f1, "after": f1, "drop": round(ref.f1 - f1, 2)})
-        for label, scores in sorted(per_label.items()):
-            old = (ref.per_label or {}).get(label)
-            if old is None or scores.get("support", 0) < thresholds.min_support:
-                continue
-            if old["f1"] - scores["f1"] > thresholds.label:
-                drops.append({**base, "label": label, "before": old["f1"], "after": scores["f1"],
-                              "drop": round(old["f1"] - scores["f1"], 2)})
-    return drops
-
-
-def describe(drop: dict[str, Any]) -> str:
-    what = f"label {drop['label']}" if drop["label"] else "overall"
-    return (f"{what} F1 {drop['before']:.2f} -> {drop['after']:.2f} (-{drop['drop']:.2f}) "
-            f"against the {drop['against']} run {drop['run_id']}")
-
-
-# --- recording --------------------------------------------------------------------------
+    return references
 
 
 def record_result(
@@ -162,8 +76,8 @@ def record_result(
     scores = result["default"]
     outcome = RunOutcome(model_version_id, dataset, dataset_sha256, f1=scores["f1"], result=result)
     with storage.session_scope() as session:
-        drops = check_regression(session, model_version_id, dataset_sha256, scores["f1"], scores["per_label"],
-                                 thresholds)
+        drops = check_regression(scores["f1"], scores["per_label"],
+                                 reference_runs(session, model_version_id, dataset_sha256), thresholds)
         run = storage.record_evaluation(
             session, model_version_id=model_version_id, dataset=dataset, dataset_sha256=dataset_sha256,
             started_at=started_at, finished_at=finished_at, n_sentences=result["n_sentences"],
@@ -232,36 +146,6 @@ def record_training(model_dir: str | Path, metrics: dict[str, Any], thresholds: 
 
 def evaluation_sets(settings: Settings) -> list[str]:
     return list(settings.eval_sets) or [str(default_test_file())]
-
-
-class SlotLock:
-    """A Redis lock per slot (SET NX EX), held while the slot is evaluated: a second worker given
-    the same slot at the same time skips it instead of evaluating it too. The unique index on
-    evaluation_runs stays the guarantee; the lock only saves the duplicate work."""
-
-    def __init__(self, url: str, ttl: int, namespace: str = "") -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url)
-        self.ttl, self.prefix = ttl, f"nerqueue:eval-lock:{namespace}:"
-        self.token = f"{os.getpid()}-{uuid.uuid4().hex}"
-
-    def acquire(self, key: str) -> bool:
-        return bool(self.client.set(self.prefix + key, self.token, nx=True, ex=self.ttl))
-
-    def release(self, key: str) -> None:
-        try:
-            if self.client.get(self.prefix + key) == self.token.encode():
-                self.client.delete(self.prefix + key)
-        except Exception as exc:  # it expires by itself
-            log.warning("could not release the evaluation lock %s: %s", key, exc)
-
-
-def slot_lock(settings: Settings, model_sha256: str) -> SlotLock | None:
-    url = settings.broker_url or ""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    return SlotLock(url, settings.task_time_limit, namespace=model_sha256[:16])
 
 
 def run_evaluations(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import storage
@@ -51,6 +51,18 @@ def create_job(
     path = Path(input_path)
     if not path.is_file():
         raise CorpusFormatError(str(path), 0, "no such file" if not path.exists() else "not a regular file")
+    job_id = _new_job(path, fmt, name, model_dir, queue)
+    try:
+        n, chunks = _store_input(job_id, path, fmt, chunk_size, on_sentences)
+    except BaseException as exc:
+        with storage.session_scope() as session:
+            storage.set_job_status(session, job_id, "failed", f"input rejected: {exc}")
+        raise
+    log.info("job %d: %d sentences in %d chunks", job_id, n, len(chunks))
+    return job_id, chunks
+
+
+def _new_job(path: Path, fmt: str, name: str | None, model_dir: str, queue: str | None) -> int:
     digest = file_sha256(path)
     with storage.session_scope() as session:
         version = register_model_dir(session, model_dir)
@@ -58,24 +70,23 @@ def create_job(
             session, name=name or path.name, input_path=str(path.resolve()), input_sha256=digest,
             input_format=fmt, model_version_id=version.id, queue=queue,
         )
-        job_id = job.id
-    try:
-        with storage.session_scope() as session:
-            def numbered():
-                for idx, sentence in enumerate(read_sentences(path, fmt)):
-                    if idx % 10_000 == 0:
-                        on_sentences(idx)
-                    yield idx, sentence.tokens
+        return job.id
 
-            n = storage.add_sentences(session, job_id, numbered())
-            on_sentences(n)
-            chunks = storage.create_chunks(session, job_id, chunk_size)
-    except BaseException as exc:
-        with storage.session_scope() as session:
-            storage.set_job_status(session, job_id, "failed", f"input rejected: {exc}")
-        raise
-    log.info("job %d: %d sentences in %d chunks", job_id, n, len(chunks))
-    return job_id, chunks
+
+def _store_input(
+    job_id: int, path: Path, fmt: str, chunk_size: int, on_sentences: Callable[[int], None],
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """Stream the sentences in and cut them into chunks, in one transaction: (sentences, chunks)."""
+    def numbered() -> Iterator[tuple[int, list[str]]]:
+        for idx, sentence in enumerate(read_sentences(path, fmt)):
+            if idx % 10_000 == 0:
+                on_sentences(idx)
+            yield idx, sentence.tokens
+
+    with storage.session_scope() as session:
+        n = storage.add_sentences(session, job_id, numbered())
+        on_sentences(n)
+        return n, storage.create_chunks(session, job_id, chunk_size)
 
 
 def abandon(job_id: int, reason: str) -> None:

@@ -16,7 +16,9 @@ import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 from storage import get_engine
 from tests.conftest import run_bin
-from worker.evaluation import ScheduleError, Thresholds, parse_schedule, record_training, slot_for
+from worker.evaluation import record_training
+from worker.regression import Thresholds
+from worker.schedule import ScheduleError, parse_schedule, slot_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

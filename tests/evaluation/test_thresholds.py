@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import storage
-from worker.evaluation import Thresholds, record_result
+from worker.evaluation import record_result
+from worker.regression import Thresholds
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

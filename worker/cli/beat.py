@@ -15,7 +15,7 @@ from pathlib import Path
 
 from model.data import REPO_ROOT
 
-from ..evaluation import parse_schedule
+from ..schedule import parse_schedule
 from ..settings import DEFAULT_QUEUE, Settings
 from .common import run
 

@@ -1,7 +1,8 @@
-"""What every command shares: logging set-up and turning known errors into one clear line."""
+"""What every command shares: options, logging set-up and turning known errors into one clear line."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -10,10 +11,12 @@ from collections.abc import Callable
 from model.checkpoint import ModelLoadError
 from model.corpus import CorpusFormatError
 from model.data import CorpusNotFound
-from model.devices import DeviceUnavailable
+from model.devices import DEVICE_CHOICES, DeviceUnavailable
 from storage import NotFound
 
 from ..errors import BrokerUnavailable
+from ..regression import Thresholds
+from ..settings import Settings
 
 # Errors a user can fix from the message alone: no traceback, exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -38,6 +41,16 @@ def positive_int(text: str) -> int:
 
 
 positive_int.__name__ = "positive integer"  # argparse names the type in its error message
+
+
+def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--device, the same for every command that loads a model."""
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=default)
+
+
+def regression_thresholds() -> Thresholds:
+    """What bin/train and bin/evaluate --record flag as a regression (NERQ_REGRESSION_*)."""
+    return Thresholds.from_settings(Settings.from_env())
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -11,18 +11,18 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import storage
 from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
-from model.devices import DEVICE_CHOICES
 from model.evaluation import evaluate, format_table
 
-from ..evaluation import Thresholds, describe, record_result
+from ..evaluation import RunOutcome, record_result
 from ..registry import current_model_dir, register_model_dir
-from ..settings import Settings
-from .common import run, setup_logging
+from ..regression import describe
+from .common import add_device_option, regression_thresholds, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,11 +32,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test", help="labelled file, MIT or CoNLL column order (default: corpus test)")
     p.add_argument("--data-dir", help="where to look for the corpus when --test is not given")
     p.add_argument("--json", action="store_true", help="print scores as JSON")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_device_option(p)
     p.add_argument("--record", action="store_true", help="store the run in evaluation_runs (registers the model)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="with --record (implied): exit 1 when the run is flagged as a regression")
     return p
+
+
+def _register(model_dir: str) -> int:
+    with storage.session_scope() as session:
+        return register_model_dir(session, model_dir).id
+
+
+def _record(result: dict[str, Any], version_id: int, test_file: Path, started: datetime,
+            finished: datetime) -> RunOutcome:
+    """Store the run, and add what was recorded to the scores printed."""
+    outcome = record_result(
+        version_id, str(test_file.resolve()), file_sha256(test_file), result, "manual",
+        started_at=started, finished_at=finished, thresholds=regression_thresholds(),
+    )
+    result["run_id"], result["model_version_id"] = outcome.run_id, version_id
+    result["regression"], result["regression_detail"] = outcome.regression, outcome.detail
+    return outcome
+
+
+def _print_scores(result: dict[str, Any], as_json: bool, test_file: Path, outcome: RunOutcome | None) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{test_file}: {result['n_sentences']} sentences, {result['seconds']:.1f}s")
+    print(format_table(result))
+    if outcome is not None:
+        flag = "REGRESSION" if outcome.regression else "no regression"
+        print(f"recorded evaluation run {outcome.run_id} (model version {outcome.model_version_id}): {flag}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,32 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging()
     model_dir = args.model or current_model_dir()
     test_file = Path(args.test or default_test_file(args.data_dir))
-    version_id = None
-    if record:  # registered first: a model that cannot be registered is not worth evaluating
-        with storage.session_scope() as session:
-            version_id = register_model_dir(session, model_dir).id
+    # registered first: a model that cannot be registered is not worth evaluating
+    version_id = _register(model_dir) if record else None
     tagger = Tagger.load(model_dir, args.device)
     sentences = read_corpus(test_file)
     started = datetime.now(timezone.utc)
     result = evaluate(tagger, sentences)
     finished = datetime.now(timezone.utc)
     result["dataset"] = str(test_file)
-    outcome = None
-    if record:
-        outcome = record_result(
-            version_id, str(test_file.resolve()), file_sha256(test_file), result, "manual",
-            started_at=started, finished_at=finished, thresholds=Thresholds.from_settings(Settings.from_env()),
-        )
-        result["run_id"], result["model_version_id"] = outcome.run_id, version_id
-        result["regression"], result["regression_detail"] = outcome.regression, outcome.detail
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{test_file}: {result['n_sentences']} sentences, {result['seconds']:.1f}s")
-        print(format_table(result))
-        if outcome is not None:
-            flag = "REGRESSION" if outcome.regression else "no regression"
-            print(f"recorded evaluation run {outcome.run_id} (model version {version_id}): {flag}")
+    outcome = _record(result, version_id, test_file, started, finished) if record else None
+    _print_scores(result, args.json, test_file, outcome)
     if outcome is not None and outcome.regression:
         for drop in outcome.detail:
             print(f"bin/evaluate: regression: {describe(drop)}", file=sys.stderr)

@@ -67,6 +67,49 @@ def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple[int, int, int]]]:
+    """Store the input as a job, showing how many sentences are read."""
+    with tqdm(desc="reading", unit="sent", file=sys.stderr, disable=None) as reading:
+        return create_job(
+            args.input, args.format, name=args.name, model_dir=args.model or current_model_dir(),
+            chunk_size=args.chunk_size or settings.chunk_size,
+            queue=args.queue if settings.broker_url else None,
+            on_sentences=lambda n: reading.update(n - reading.n),
+        )
+
+
+def _tag_here(job_id: int, chunks: list[tuple[int, int, int]], total: int, settings: Settings) -> dict:
+    """The embedded mode: tag every chunk in this process; returns the job's final state."""
+    try:
+        with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+            run_locally(job_id, chunks, settings, on_chunk=bar.update)
+    except KeyboardInterrupt:
+        abandon(job_id, "bin/submit was interrupted while tagging in-process")
+        raise
+    return progress_dict(job_id)
+
+
+def _queue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None:
+    try:
+        enqueue(job_id, chunks, queue)
+    except KeyboardInterrupt:
+        abandon(job_id, "bin/submit was interrupted while queueing chunks")
+        raise
+
+
+def _report(state: dict, as_json: bool, timeout: int | None) -> int:
+    """Print the job's final (or last seen) state; the exit status says how it ended."""
+    if as_json:
+        print(json.dumps(state))
+    print(f"job {state['job_id']} {state['status']}: {state['n_done']} tagged, {state['n_failed']} failed",
+          file=sys.stderr)
+    if state["status"] not in storage.FINISHED:
+        print(f"bin/submit: gave up waiting after {timeout}s; the job goes on (bin/status {state['job_id']})",
+              file=sys.stderr)
+        return 3
+    return 0 if state["status"] == "done" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
@@ -74,42 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if settings.broker_url:
         check_broker()
-    with tqdm(desc="reading", unit="sent", file=sys.stderr, disable=None) as reading:
-        job_id, chunks = create_job(
-            args.input, args.format, name=args.name, model_dir=args.model or current_model_dir(),
-            chunk_size=args.chunk_size or settings.chunk_size,
-            queue=args.queue if settings.broker_url else None,
-            on_sentences=lambda n: reading.update(n - reading.n),
-        )
+    job_id, chunks = _read(args, settings)
     total = chunks[-1][2] if chunks else 0
     print(job_id, flush=True)
-    if settings.broker_url:
-        try:
-            enqueue(job_id, chunks, args.queue)
-        except KeyboardInterrupt:
-            abandon(job_id, "bin/submit was interrupted while queueing chunks")
-            raise
-        if not args.wait:
-            print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
-            return 0
-        state = wait(job_id, total, args.timeout)
-    else:
-        try:
-            with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
-                run_locally(job_id, chunks, settings, on_chunk=bar.update)
-        except KeyboardInterrupt:
-            abandon(job_id, "bin/submit was interrupted while tagging in-process")
-            raise
-        state = progress_dict(job_id)
-    if args.json:
-        print(json.dumps(state))
-    print(f"job {job_id} {state['status']}: {state['n_done']} tagged, {state['n_failed']} failed",
-          file=sys.stderr)
-    if state["status"] not in storage.FINISHED:
-        print(f"bin/submit: gave up waiting after {args.timeout}s; the job goes on (bin/status {job_id})",
-              file=sys.stderr)
-        return 3
-    return 0 if state["status"] == "done" else 1
+    if not settings.broker_url:
+        return _report(_tag_here(job_id, chunks, total, settings), args.json, args.timeout)
+    _queue(job_id, chunks, args.queue)
+    if not args.wait:
+        print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
+        return 0
+    return _report(wait(job_id, total, args.timeout), args.json, args.timeout)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ from typing import TextIO
 
 from model import Tagger
 from model.corpus import FORMATS, read_sentences
-from model.devices import DEVICE_CHOICES
 from model.tagger import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
-from .common import positive_int, run
+from .common import add_device_option, positive_int, run
 
 READ_AHEAD = 20_000  # sentences read and tagged at a time: memory stays flat on huge inputs
 
@@ -56,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text: one query per line; bio/conll: gold tags are ignored; jsonl")
     p.add_argument("-o", "--output", help="output file (default stdout)")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_device_option(p)
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     p.add_argument("--max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS, help="padded tokens per batch")
     return p

@@ -7,13 +7,12 @@ import json
 import logging
 
 import storage
-from model.devices import DEVICE_CHOICES
 from model.evaluation import format_table
 from model.train import PRESETS, preset_config, train
 
-from ..evaluation import Thresholds, describe, record_training
-from ..settings import Settings
-from .common import positive_int, run, setup_logging
+from ..evaluation import record_training
+from ..regression import describe
+from .common import add_device_option, positive_int, regression_thresholds, run, setup_logging
 
 log = logging.getLogger("bin/train")
 
@@ -33,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="'reference' reproduces the starting notebook's model")
     p.add_argument("--embeddings", help="pretrained word vectors, GloVe/fastText text format")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_device_option(p)
     p.add_argument("--patience", type=positive_int, help="epochs without dev improvement before stopping")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model written to {out}")
     if not args.no_register:
         try:
-            version, outcome = record_training(out, metrics, Thresholds.from_settings(Settings.from_env()))
+            version, outcome = record_training(out, metrics, regression_thresholds())
         except Exception as exc:  # the model is written: say how to register it later, do not lose it
             log.warning("could not register %s (%s); run bin/evaluate --record --model %s later", out, exc, out)
         else:

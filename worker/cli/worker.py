@@ -19,16 +19,16 @@ import tempfile
 
 import torch
 
-from model.devices import DEVICE_CHOICES, resolve_device
+from model.devices import resolve_device
 
 from ..settings import DEFAULT_QUEUE, Settings
-from .common import positive_int, run
+from .common import add_device_option, positive_int, run
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/worker", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=DEVICE_CHOICES, default=os.environ.get("NERQ_DEVICE", "auto"))
+    add_device_option(p, default=os.environ.get("NERQ_DEVICE", "auto"))
     p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker runs one per GPU")
     p.add_argument("--queues", default=DEFAULT_QUEUE,
                    help=f"comma-separated queues to consume (default {DEFAULT_QUEUE}); every worker also "
