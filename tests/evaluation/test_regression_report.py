@@ -15,7 +15,7 @@ from sqlalchemy import text
 import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 from storage import get_engine
-from tests.conftest import run_bin
+from tests.support.procs import run_bin
 from worker.evaluation import ScheduleError, Thresholds, parse_schedule, record_training, slot_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,1 @@
+"""Test suite of nerqueue: importable as the package `tests` from any working directory."""
