@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import BinProcess, WorkerProcess, stop_all  # noqa: E402
+from tests.support.procs import BinProcess, WorkerProcess, stop_all  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -302,10 +302,11 @@ def main(argv: list[str] | None = None) -> int:
                     if now >= next_kill:
                         i = len(kills) % len(slots)
                         victim = slots[i]
+                        was_ready = victim.ready()  # it answers a ping: it had started consuming
                         victim.kill()
                         slots[i] = start_worker()
                         kills.append({"t": round(now - t0, 1), "slot": i, "pid": victim.pid,
-                                      "was_ready": victim.ready()})
+                                      "was_ready": was_ready})
                         bar.set_postfix(kills=len(kills), refresh=False)
                         next_kill += args.kill_every
                     with storage.session_scope(url) as session:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from model import data
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / "bin"
 
 
 @pytest.fixture(scope="session")
@@ -45,13 +39,3 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path) -
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(preset_config("default", data_dir=str(small_data_dir), out=str(out), **TINY))
     return out
-
-
-def run_bin(name: str, *args: str, input: str | None = None, env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run a bin/ command as users do, from a neutral working directory."""
-    full_env = {**os.environ, "NERQ_PYTHON": sys.executable, **(env or {})}
-    return subprocess.run(
-        [str(BIN / name), *args], input=input, capture_output=True, text=True,
-        env=full_env, timeout=timeout, cwd=(env or {}).get("CWD"),
-    )

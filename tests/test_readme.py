@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +23,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import REPO
+from tests.support.procs import REPO, free_port, stop_group
 from tests.support.scratch import scratch_database
-from tests.worker.services import free_port
 
 README = REPO / "README.md"
 FENCE = re.compile(r"^```([\w-]*)(?: (\w+))?\n(.*?)^```$", re.M | re.S)
@@ -87,20 +84,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Itera
     broker.flushdb()
 
 
-def stop_group(pgid: int, grace: float = 30) -> None:
-    """SIGTERM (a warm shutdown for workers and beats), then SIGKILL whatever outlives the grace:
-    a worker left behind would take the next block's messages."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            os.killpg(pgid, 0)
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:  # all gone
-        pass
-
-
 def run_block(body: str, cwd: Path, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
     """bash -euo pipefail in a session of its own; whatever it left running is stopped after.
     Output goes to files: background processes keep them open after bash exits."""
@@ -112,7 +95,7 @@ def run_block(body: str, cwd: Path, env: dict, timeout: float = 240) -> subproce
         except subprocess.TimeoutExpired:
             print(f"timed out after {timeout}s")  # returncode stays None: the caller's assert shows the output
         finally:
-            stop_group(proc.pid)
+            stop_group(proc.pid)  # a worker left behind would take the next block's messages
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())

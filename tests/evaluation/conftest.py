@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.conftest import TINY
 from tests.support.scratch import scratch_database
-from tests.worker.conftest import pg_url, queries_file, queue_env, redis_url, start_worker  # noqa: F401
+from tests.worker.conftest import pg_url, queries_file, queue_env, redis_url, start_beat, start_worker  # noqa: F401
 
 EVAL_SENTENCES = 300
 

@@ -5,10 +5,7 @@ the model of the next job, never that of a running one."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
+import shelve
 from pathlib import Path
 
 from celery import Celery
@@ -18,24 +15,11 @@ import storage
 from model import Tagger
 from model.checkpoint import weights_sha256
 from storage import get_engine
-from tests.conftest import BIN, run_bin
+from tests.support.jobs import job_state, submit
+from tests.support.polling import wait_until
+from tests.support.procs import run_bin
+from worker.celery_app import EVALUATION_ENTRY
 from worker.registry import register_model_dir
-
-
-class Beat:
-    def __init__(self, env: dict, log: Path, *args: str) -> None:
-        self.log = log
-        self.proc = subprocess.Popen([str(BIN / "beat"), *args], env=env, stdout=open(log, "w"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 def scheduled_runs(url: str) -> list[tuple]:
@@ -45,31 +29,29 @@ def scheduled_runs(url: str) -> list[tuple]:
             "JOIN model_versions m ON m.id = r.model_version_id ORDER BY r.id")))
 
 
-def wait_for(predicate, timeout: float, what: str, logs=()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} after {timeout}s\n" + "\n".join(p.read_text(errors="replace")[-3000:] for p in logs))
+def logs_of(*paths: Path):  # noqa: ANN201 - an explain() for wait_until
+    return lambda: "\n".join(p.read_text(errors="replace")[-3000:] for p in paths)
 
 
-def test_two_beats_fire_real_evaluations_once_per_slot(start_worker, queue_env, fresh_pg, tiny_model,
+def times_sent(schedule_file: Path) -> int:
+    """How often a stopped bin/beat sent the evaluation, from the schedule file it keeps."""
+    with shelve.open(str(schedule_file), flag="r") as schedule:
+        return schedule["entries"][EVALUATION_ENTRY].total_run_count
+
+
+def test_two_beats_fire_real_evaluations_once_per_slot(start_worker, start_beat, queue_env, fresh_pg, tiny_model,
                                                        eval_file, tmp_path):
     queue = queue_env["NERQ_TEST_QUEUE"]
     env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg, "NERQ_EVAL_SETS": str(eval_file),
            "NERQ_EVAL_SCHEDULE": "interval:2"}
     worker = start_worker(env=env)
-    beats = [Beat(env, tmp_path / f"beat{i}.log", "--queue", queue, "--schedule-file",
-                  str(tmp_path / f"beat{i}.schedule")) for i in range(2)]
-    try:
-        worker.wait_ready()
-        logs = [worker.log, *(b.log for b in beats)]
-        wait_for(lambda: len({r[0] for r in scheduled_runs(fresh_pg)}) >= 3, 90, "3 scheduled slots", logs)
-    finally:
-        for b in beats:
-            b.stop()
-    assert all(b.log.read_text().count("Sending due task") >= 2 for b in beats), "both beats should fire"
+    beats = [start_beat(env=env) for _ in range(2)]
+    worker.wait_ready()
+    wait_until(lambda: len({r[0] for r in scheduled_runs(fresh_pg)}) >= 3, "3 scheduled slots", timeout=90,
+               poll=0.5, explain=logs_of(worker.log, *(b.log for b in beats)))
+    for b in beats:
+        assert b.stop() == 0  # a warm shutdown: the beat saves its schedule file
+    assert all(times_sent(tmp_path / f"beat{i}.schedule") >= 2 for i in range(2)), "both beats should fire"
 
     # the same slot sent twice more by hand (as a third beat would): still one run per slot
     slot = scheduled_runs(fresh_pg)[0][0]
@@ -78,20 +60,15 @@ def test_two_beats_fire_real_evaluations_once_per_slot(start_worker, queue_env, 
         client.send_task("nerqueue.evaluate_model", kwargs={"trigger": "scheduled", "slot": slot}, queue=queue)
     other = f"manual-{queue}"
     client.send_task("nerqueue.evaluate_model", kwargs={"trigger": "scheduled", "slot": other}, queue=queue)
-    wait_for(lambda: other in {r[0] for r in scheduled_runs(fresh_pg)}, 60, "the hand-sent slot",
-             [worker.log])
-    time.sleep(1)
+    # One worker takes the messages in order: once the last one is recorded, the two before it are handled.
+    wait_until(lambda: other in {r[0] for r in scheduled_runs(fresh_pg)}, "the hand-sent slot", timeout=60,
+               poll=0.5, explain=logs_of(worker.log))
     rows = scheduled_runs(fresh_pg)
     slots = [r[0] for r in rows]
     assert len(slots) == len(set(slots)), f"a slot was evaluated twice: {slots}"
     assert all(r[1] == "scheduled" and r[2] == weights_sha256(tiny_model) and r[3] == 300 for r in rows)
-    assert "already recorded" in worker.log.read_text() or "evaluated elsewhere" in worker.log.read_text()
-
-
-def job_state(url: str, job_id: int) -> dict:
-    with storage.session_scope(url) as session:
-        job = storage.get_job(session, job_id)
-        return {"status": job.status, "n_done": job.n_done, "n": job.n_sentences, "version": job.model_version_id}
+    # That a recorded slot is skipped before any evaluation (not only refused by the unique
+    # index afterwards) is checked in test_thresholds.py.
 
 
 def job_tags(url: str, job_id: int) -> tuple[list, list]:
@@ -114,22 +91,22 @@ def test_promote_switches_the_next_job_not_a_running_one(start_worker, queue_env
     worker = start_worker(env=env)
     worker.wait_ready()
 
-    res = run_bin("submit", str(big), "--chunk-size", "20", "--queue", queue, env=env)
-    assert res.returncode == 0, res.stderr
-    running = int(res.stdout.split()[0])
-    wait_for(lambda: job_state(fresh_pg, running)["n_done"] > 0, 60, "the first job to start", [worker.log])
+    running = submit(env, str(big), "--chunk-size", "20")
+    wait_until(lambda: job_state(fresh_pg, running)["n_done"] > 0, "the first job to start", timeout=60, poll=0.5,
+               explain=logs_of(worker.log))
     with storage.session_scope(fresh_pg) as session:  # what bin/promote does, at once
         storage.promote_model_version(session, second)
     state = job_state(fresh_pg, running)
-    assert state["status"] == "running" and state["n_done"] < state["n"], "the first job finished too soon"
+    assert state["status"] == "running" and state["n_done"] < state["n_sentences"], "the first job finished too soon"
 
     res = run_bin("submit", str(queries_file), "--chunk-size", "500", "--queue", queue, "--wait", env=env)
     assert res.returncode == 0, res.stderr
     following = int(res.stdout.split()[0])
-    wait_for(lambda: job_state(fresh_pg, running)["status"] == "done", 120, "the first job to finish", [worker.log])
+    wait_until(lambda: job_state(fresh_pg, running)["status"] == "done", "the first job to finish", timeout=120,
+               poll=0.5, explain=logs_of(worker.log))
 
-    assert job_state(fresh_pg, running)["version"] == first
-    assert job_state(fresh_pg, following)["version"] == second
+    assert job_state(fresh_pg, running)["model_version_id"] == first
+    assert job_state(fresh_pg, following)["model_version_id"] == second
     for job_id, model_dir in ((running, good_model), (following, worse_model)):
         tokens, tags = job_tags(fresh_pg, job_id)
         assert tags == Tagger.load(model_dir, "cpu").tag(tokens), f"job {job_id} was not tagged by {model_dir}"

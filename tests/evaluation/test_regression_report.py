@@ -15,7 +15,7 @@ from sqlalchemy import text
 import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 from storage import get_engine
-from tests.conftest import run_bin
+from tests.support.procs import run_bin
 from worker.evaluation import record_training
 from worker.regression import Thresholds
 from worker.schedule import ScheduleError, parse_schedule, slot_for

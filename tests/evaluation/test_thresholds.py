@@ -1,14 +1,17 @@
 """The regression rule with its default thresholds, on recorded runs (SQLite): overall drop
 > 1.0 point, or > 3.0 points on a label with support >= 50, against the previous run of the
-model on the data set and against the best run on it; scheduled slots are recorded once."""
+model on the data set and against the best run on it; scheduled slots are recorded once, and
+a slot already recorded is not evaluated again."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import storage
-from worker.evaluation import record_result
+from model import Tagger
+from worker.evaluation import evaluate_and_record, record_result
 from worker.regression import Thresholds
+from worker.registry import register_model_dir
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -54,3 +57,18 @@ def test_default_thresholds_previous_and_best(sqlite_url, monkeypatch):
     with storage.session_scope() as session:
         assert storage.slot_recorded(session, a, "d" * 64, "2026-01-01T03:00:00Z")
         assert len(storage.evaluation_history(session, model_version_id=a)) == 4
+
+
+def test_a_recorded_slot_is_skipped_before_it_is_evaluated(sqlite_url, monkeypatch, tiny_model, eval_file):
+    """The unique index alone would let a second delivery of a slot evaluate the model again
+    and only then refuse its row: the slot is checked first, so no time is spent on it."""
+    monkeypatch.setenv("NERQ_DATABASE_URL", sqlite_url)
+    with storage.session_scope() as session:
+        version_id = register_model_dir(session, tiny_model).id
+    tagger = Tagger.load(tiny_model, "cpu")
+    first = evaluate_and_record(tagger, version_id, eval_file, "scheduled", slot="2026-01-01T03:00:00Z")
+    again = evaluate_and_record(tagger, version_id, eval_file, "scheduled", slot="2026-01-01T03:00:00Z")
+    other = evaluate_and_record(tagger, version_id, eval_file, "scheduled", slot="2026-01-01T04:00:00Z")
+    assert first.run_id is not None and first.result["n_sentences"] == 300
+    assert (again.run_id, again.f1, again.result) == (None, None, None)  # skipped, not evaluated then refused
+    assert other.run_id is not None and other.f1 == first.f1  # a new slot is evaluated

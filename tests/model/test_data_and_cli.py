@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from model import data
-from tests.conftest import run_bin
+from tests.support.procs import run_bin
 
 
 def test_explicit_dir_and_env_take_precedence(tmp_path, monkeypatch, small_data_dir):

@@ -4,6 +4,8 @@ import json
 
 import pytest
 import torch
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
 
 from model import Tagger
 from model.checkpoint import ModelLoadError, load_model_dir
@@ -13,7 +15,12 @@ from model.train import preset_config, train
 from tests.conftest import TINY
 
 
-def test_model_directory_contents(tiny_model):
+def seqeval_f1(gold: list[list[str]], pred: list[list[str]], strict: bool) -> float:
+    """F1 in percent, straight from seqeval (not through model.evaluation)."""
+    return 100 * f1_score(gold, pred, **({"mode": "strict", "scheme": IOB2} if strict else {}))
+
+
+def test_model_directory_contents(tiny_model, test_file):
     names = sorted(p.name for p in tiny_model.iterdir())
     assert names == ["config.json", "metrics.json", "model.safetensors", "vocab.json"]
     assert not [p for p in tiny_model.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
@@ -22,8 +29,15 @@ def test_model_directory_contents(tiny_model):
     metrics = json.loads((tiny_model / "metrics.json").read_text())
     for split in ("dev", "test"):
         for mode in ("default", "strict"):
-            assert 0 < metrics[split][mode]["f1"] <= 100
+            scores = metrics[split][mode]
+            p, r = scores["precision"], scores["recall"]
+            assert scores["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
         assert len(metrics[split]["default"]["per_label"]) == 12
+    # The saved test scores are those of the saved weights: tag the test set again and score it.
+    sentences = read_corpus(test_file)
+    gold, pred = [s.tags for s in sentences], Tagger.load(tiny_model, "cpu").tag([s.tokens for s in sentences])
+    for mode, strict in (("default", False), ("strict", True)):
+        assert metrics["test"][mode]["f1"] == pytest.approx(seqeval_f1(gold, pred, strict), abs=1e-9)
     assert len(metrics["corpus"]["train_sha256"]) == 64 and metrics["training_seconds"] > 0
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert metrics["train_config"]["hidden"] == TINY["hidden"]

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from storage import is_transient
-from tests.worker.services import free_port
+from tests.support.procs import free_port
 
 
 def error_of(url: str, sql: str) -> DBAPIError:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.conftest import BIN, run_bin
+from tests.support.procs import BinProcess, WorkerProcess, free_port, run_bin
 from tests.support.scratch import scratch_database
 
 BIG_REPEAT = 10
@@ -47,56 +44,6 @@ def queries_file(tmp_path_factory: pytest.TempPathFactory, test_file: Path) -> P
     return out
 
 
-class Proc:
-    """A bin/ command in its own process group (as a service manager runs it), logging to a file."""
-
-    def __init__(self, command: str, env: dict[str, str], log: Path, *args: str) -> None:
-        self.log = log
-        self.proc = subprocess.Popen(
-            [str(BIN / command), *args], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Signal the whole group and wait; SIGKILL it if it outstays the timeout."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-
-class Worker(Proc):
-    """A bin/worker process with one pool process."""
-
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        super().__init__("worker", env, log, "--concurrency", "1", *args)
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if " ready." in self.text():
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.text()}")
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.text()}")
-
-    def chunks_done(self) -> int:
-        return self.text().count(" sentences in ")
-
-    def pool_pids(self) -> list[int]:
-        """The prefork pool's processes: the ones tagging (the main process only dispatches)."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
-
-
 @pytest.fixture
 def queue_env(redis_url: str, pg_url: str, tiny_model: Path) -> dict[str, str]:
     """Environment for one test: its own queue name, so stale messages never cross tests."""
@@ -112,13 +59,13 @@ def queue_env(redis_url: str, pg_url: str, tiny_model: Path) -> dict[str, str]:
 
 @pytest.fixture
 def start_worker(queue_env: dict[str, str], tmp_path: Path) -> Iterator:
-    """Start bin/worker processes on the test's queue (extra args, env overrides); all are
-    stopped at the end of the test."""
-    workers: list[Worker] = []
+    """Start bin/worker processes on the test's queue (extra args, env overrides), each serving
+    its metrics on a port of its own; all are stopped at the end of the test."""
+    workers: list[WorkerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
-        w = Worker({**queue_env, **(env or {})}, tmp_path / f"worker{len(workers)}.log",
-                   "--queues", queue_env["NERQ_TEST_QUEUE"], *args)
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        w = WorkerProcess({**queue_env, "NERQ_METRICS_PORT": str(free_port()), **(env or {})},
+                          tmp_path / f"worker{len(workers)}.log", queue_env["NERQ_TEST_QUEUE"], *args)
         workers.append(w)
         return w
 
@@ -130,12 +77,12 @@ def start_worker(queue_env: dict[str, str], tmp_path: Path) -> Iterator:
 @pytest.fixture
 def start_beat(queue_env: dict[str, str], tmp_path: Path) -> Iterator:
     """Start bin/beat sending to the test's queue, with a fast stale-chunk sweeper."""
-    beats: list[Proc] = []
+    beats: list[BinProcess] = []
 
-    def start(env: dict[str, str] | None = None) -> Proc:
+    def start(env: dict[str, str] | None = None) -> BinProcess:
         env = {**queue_env, **(env or {})}
-        beat = Proc("beat", env, tmp_path / f"beat{len(beats)}.log", "--queue", queue_env["NERQ_TEST_QUEUE"],
-                    "--schedule-file", str(tmp_path / f"beat{len(beats)}.schedule"))
+        beat = BinProcess("beat", env, tmp_path / f"beat{len(beats)}.log", "--queue", queue_env["NERQ_TEST_QUEUE"],
+                          "--schedule-file", str(tmp_path / f"beat{len(beats)}.schedule"))
         beats.append(beat)
         return beat
 

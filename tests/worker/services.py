@@ -6,31 +6,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, timeout: float = 30) -> None:  # noqa: ANN001 - any callable
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # not up yet
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not up after {timeout}s")
+from tests.support.polling import wait_until
+from tests.support.procs import free_port
 
 
 class RedisServer:
@@ -48,7 +31,8 @@ class RedisServer:
              "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: redis.Redis.from_url(self.url, socket_connect_timeout=1).ping(), f"redis on {self.port}")
+        wait_until(lambda: redis.Redis.from_url(self.url, socket_connect_timeout=1).ping(), f"redis on {self.port} to answer",
+                   timeout=30, poll=0.1)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,38 +4,24 @@ process serves what every process counted)."""
 from __future__ import annotations
 
 import json
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from model.checkpoint import weights_sha256
-from tests.worker.jobs import sql, submit, wait_job, wait_until
-from tests.worker.services import free_port
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Every sample as name{label=value,...} -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
-        for family in text_string_to_metric_families(text) for sample in family.samples
-    }
+from tests.support.jobs import sql, submit, wait_job
+from tests.support.polling import wait_until
 
 
 def test_worker_metrics(start_worker, queue_env, queries_file, tiny_model):
-    port = free_port()
-    env = {**queue_env, "NERQ_METRICS_PORT": str(port), "NERQ_MAX_RETRIES": "0"}
+    env = {**queue_env, "NERQ_MAX_RETRIES": "0"}
     url = env["NERQ_DATABASE_URL"]
     poisoned = submit(env, str(queries_file), "--chunk-size", "1000")
     sql(url, "UPDATE sentences SET tokens = CAST('[7]' AS jsonb) WHERE job_id = :j AND idx = 3", j=poisoned)
     good = submit(env, str(queries_file), "--chunk-size", "500")
-    start_worker(env=env)
+    worker = start_worker(env=env)  # serving its metrics on a port of its own
     assert wait_job(url, good)["status"] == "done"
     assert wait_job(url, poisoned)["status"] == "failed"
 
     # The job is done once its last chunk is stored; the chunk's own counters follow a moment later.
-    m = wait_until(lambda: (m := scrape(port)).get('nerqueue_chunks_total{"outcome": "done"}') == 5 and m,
+    m = wait_until(lambda: (m := worker.metrics()).get('nerqueue_chunks_total{"outcome": "done"}') == 5 and m,
                    "the metrics to count 5 chunks", timeout=30)
     tokens = sum(len(line.split()) for line in queries_file.read_text().splitlines())
     assert m['nerqueue_sentences_tagged_total{}'] == 1953 + 953  # the poisoned chunk never reached a batch

@@ -9,25 +9,23 @@ from sqlalchemy import create_engine, text
 
 from model.checkpoint import weights_sha256
 from storage import get_engine
-from tests.conftest import run_bin
-
-
-def submit(env: dict, *args: str, timeout: float = 600):
-    return run_bin("submit", *args, env=env, timeout=timeout)
+from tests.support.polling import wait_until
+from tests.support.procs import run_bin
 
 
 def test_two_workers_share_a_job_and_match_bin_tag(start_worker, queue_env, queries_file, tiny_model):
     workers = [start_worker(), start_worker()]
     for w in workers:
         w.wait_ready()
-    res = submit(queue_env, str(queries_file), "--chunk-size", "100", "--wait", "--json",
-                 "--queue", queue_env["NERQ_TEST_QUEUE"])
+    res = run_bin("submit", str(queries_file), "--chunk-size", "100", "--wait", "--json",
+                  "--queue", queue_env["NERQ_TEST_QUEUE"], env=queue_env, timeout=600)
     assert res.returncode == 0, res.stderr
     job_id = int(res.stdout.splitlines()[0])
     state = json.loads(res.stdout.splitlines()[-1])
     assert state["status"] == "done" and state["n_done"] == 1953 and state["n_failed"] == 0
+    # A chunk's counters follow its commit by a moment: wait for all 20 of them.
+    wait_until(lambda: sum(w.chunks_done() for w in workers) == 20, "the metrics to count 20 chunks", timeout=30)
     assert all(w.chunks_done() > 0 for w in workers), "both workers should have tagged chunks"
-    assert sum(w.chunks_done() for w in workers) == 20
 
     results = run_bin("results", str(job_id), env=queue_env)
     expected = run_bin("tag", "--model", str(tiny_model), str(queries_file))
@@ -56,7 +54,7 @@ def test_two_workers_share_a_job_and_match_bin_tag(start_worker, queue_env, quer
 def test_local_mode_on_sqlite_matches_bin_tag(tmp_path, queries_file, tiny_model):
     env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'local.db'}", "NERQ_MODEL": str(tiny_model),
            "NERQ_BROKER_URL": ""}
-    res = submit(env, str(queries_file), "--chunk-size", "500", "--json")
+    res = run_bin("submit", str(queries_file), "--chunk-size", "500", "--json", env=env)
     assert res.returncode == 0, res.stderr
     job_id = res.stdout.splitlines()[0]
     assert json.loads(res.stdout.splitlines()[-1])["n_done"] == 1953
@@ -84,12 +82,12 @@ def test_bad_inputs_fail_clearly_and_leave_no_live_job(tmp_path, tiny_model):
         path = tmp_path / name
         path.write_bytes(content)
         started = time.monotonic()
-        res = submit(env, str(path), "--format", fmt)
+        res = run_bin("submit", str(path), "--format", fmt, env=env)
         assert res.returncode == 2, (name, res.stderr)
         assert str(path) in res.stderr and message in res.stderr, (name, res.stderr)
         assert "Traceback" not in res.stderr
         assert time.monotonic() - started < 60
-    missing = submit(env, str(tmp_path / "nope.txt"))
+    missing = run_bin("submit", str(tmp_path / "nope.txt"), env=env)
     assert missing.returncode == 2 and "nope.txt: no such file" in missing.stderr
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
@@ -104,7 +102,7 @@ def test_submit_fails_fast_when_redis_is_down(tmp_path, queries_file, tiny_model
     env = {"NERQ_DATABASE_URL": f"sqlite:///{db}", "NERQ_MODEL": str(tiny_model),
            "NERQ_BROKER_URL": "redis://127.0.0.1:1/0"}
     started = time.monotonic()
-    res = submit(env, str(queries_file))
+    res = run_bin("submit", str(queries_file), env=env)
     assert time.monotonic() - started < 30
     assert res.returncode == 2 and "cannot reach the broker" in res.stderr
     assert not db.exists() or create_engine(f"sqlite:///{db}").connect().execute(
@@ -114,14 +112,14 @@ def test_submit_fails_fast_when_redis_is_down(tmp_path, queries_file, tiny_model
 def test_missing_model_is_a_clear_error(tmp_path, queries_file):
     env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}", "NERQ_MODEL": str(tmp_path / "none"),
            "NERQ_BROKER_URL": ""}
-    res = submit(env, str(queries_file))
+    res = run_bin("submit", str(queries_file), env=env)
     assert res.returncode == 2 and "no model here" in res.stderr
 
 
 def test_cancel_and_status(tmp_path, queries_file, tiny_model):
     env = {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "NERQ_MODEL": str(tiny_model),
            "NERQ_BROKER_URL": ""}
-    res = submit(env, str(queries_file), "--chunk-size", "1000")
+    res = run_bin("submit", str(queries_file), "--chunk-size", "1000", env=env)
     job_id = res.stdout.splitlines()[0]
     again = run_bin("cancel", job_id, env=env)
     assert again.returncode == 1 and "already done" in again.stdout
@@ -138,7 +136,7 @@ def test_interrupted_local_submit_leaves_no_live_job(tmp_path, queries_file, tin
     import sys
 
     from sqlalchemy import text as sql
-    from tests.conftest import BIN
+    from tests.support.procs import BIN
 
     big = tmp_path / "big.txt"
     big.write_text(queries_file.read_text() * 30)
@@ -147,14 +145,12 @@ def test_interrupted_local_submit_leaves_no_live_job(tmp_path, queries_file, tin
            "NERQ_MODEL": str(tiny_model), "NERQ_BROKER_URL": ""}
     proc = subprocess.Popen([str(BIN / "submit"), str(big), "--chunk-size", "200"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and done == 0:
-        time.sleep(0.2)
-        if db.exists():
-            with create_engine(f"sqlite:///{db}").connect() as conn:
-                done = conn.execute(sql("SELECT coalesce(max(n_done), 0) FROM jobs")).scalar()
-    assert done > 0, "the job never started"
+
+    def n_done() -> int:
+        with create_engine(f"sqlite:///{db}").connect() as conn:
+            return conn.execute(sql("SELECT coalesce(max(n_done), 0) FROM jobs")).scalar()
+
+    wait_until(lambda: db.exists() and n_done() > 0, "the job to tag its first chunk", timeout=120, poll=0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode != 0

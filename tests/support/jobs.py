@@ -1,16 +1,16 @@
-"""Submitting jobs and checking their state straight from SQL, for the queue and fault tests."""
+"""Submitting jobs and checking their state straight from SQL, for the queue, fault and
+evaluation tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from storage import FINISHED
-from tests.conftest import run_bin
+from tests.support.polling import wait_until
+from tests.support.procs import run_bin
 
 
 def sql(url: str, query: str, **params: Any) -> list[Any]:
@@ -32,28 +32,15 @@ def submit(env: dict[str, str], path: str, *args: str) -> int:
 
 
 def job_state(url: str, job_id: int) -> dict[str, Any]:
-    row = sql(url, "SELECT status, n_sentences, n_done, n_failed, error FROM jobs WHERE id = :j", j=job_id)[0]
+    row = sql(url, "SELECT status, n_sentences, n_done, n_failed, error, model_version_id FROM jobs WHERE id = :j",
+              j=job_id)[0]
     return dict(row._mapping)
 
 
 def chunk_states(url: str, job_id: int) -> list[dict[str, Any]]:
-    rows = sql(url, "SELECT chunk_idx, status, attempts, error FROM chunks WHERE job_id = :j ORDER BY chunk_idx",
-               j=job_id)
+    rows = sql(url, "SELECT chunk_idx, status, attempts, error, updated_at FROM chunks WHERE job_id = :j "
+                    "ORDER BY chunk_idx", j=job_id)
     return [dict(r._mapping) for r in rows]
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 180, poll: float = 0.05) -> Any:
-    """Poll until check() is truthy (errors count as not yet: a server may be down)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception:
-            pass
-        time.sleep(poll)
-    raise TimeoutError(f"{what}: not after {timeout}s")
 
 
 def wait_job(url: str, job_id: int, timeout: float = 240) -> dict[str, Any]:
