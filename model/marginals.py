@@ -1,0 +1,146 @@
+"""How sure the model is of an entity: the marginal probability of a labelled span.
+
+P(span X over [i, j)) = P(y_i = B-X, y_{i+1..j-1} = I-X, y_j != I-X), summed over every tag
+sequence the CRF allows (forward-backward in log space, batched one time step at a time like
+Viterbi), or for a model without CRF the product of per-token softmax probabilities with the
+same end condition. Scores of a sentence never depend on its batch or its padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+
+from .crf import CRF
+from .spans import Span
+
+
+class Potentials(NamedTuple):
+    """A CRF's log-potentials, BIO's forbidden moves already penalised."""
+
+    trans: torch.Tensor  # [K, K]: tag i followed by tag j
+    start: torch.Tensor  # [K]
+    end: torch.Tensor  # [K]
+
+
+class SpanIndex(NamedTuple):
+    """Every span of a batch flattened: sentence row, positions and tag ids of B-X / I-X."""
+
+    row: torch.Tensor
+    start: torch.Tensor
+    end: torch.Tensor
+    b_tag: torch.Tensor
+    i_tag: torch.Tensor
+
+
+def crf_potentials(crf: CRF) -> Potentials:
+    trans, start = crf._scores()
+    return Potentials(trans, start, crf.end)
+
+
+def forward_backward(
+    emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(alpha [B, T, K], beta [B, T, K], log Z [B]): alpha[t] scores every prefix ending in
+    each tag at t (its emission included), beta[t] every suffix after it (end score included)."""
+    b, t, _ = emissions.shape
+    alpha = [pot.start + emissions[:, 0]]
+    for i in range(1, t):
+        nxt = torch.logsumexp(alpha[-1].unsqueeze(2) + pot.trans, dim=1) + emissions[:, i]
+        alpha.append(torch.where(mask[:, i, None], nxt, alpha[-1]))
+    beta = [pot.end.expand(b, -1)]
+    for i in range(t - 2, -1, -1):
+        nxt = torch.logsumexp(pot.trans + (emissions[:, i + 1] + beta[-1]).unsqueeze(1), dim=2)
+        beta.append(torch.where(mask[:, i + 1, None], nxt, beta[-1]))
+    beta.reverse()
+    log_z = torch.logsumexp(alpha[-1] + pot.end, dim=1)
+    return torch.stack(alpha, 1), torch.stack(beta, 1), log_z
+
+
+def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials) -> torch.Tensor:
+    """P(y_t = k) [B, T, K]; rows past a sentence's end are 0."""
+    alpha, beta, log_z = forward_backward(emissions, mask, pot)
+    probs = torch.exp(alpha + beta - log_z[:, None, None])
+    return probs * mask.unsqueeze(2)
+
+
+def index_spans(spans: Sequence[Sequence[Span]], tags: Sequence[str], device: torch.device) -> SpanIndex:
+    ids = {tag: i for i, tag in enumerate(tags)}
+    flat = [(row, s) for row, sentence in enumerate(spans) for s in sentence]
+
+    def column(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=device)
+
+    return SpanIndex(
+        column([row for row, _ in flat]),
+        column([s.start for _, s in flat]),
+        column([s.end for _, s in flat]),
+        column([ids[f"B-{s.label}"] for _, s in flat]),
+        column([ids[f"I-{s.label}"] for _, s in flat]),
+    )
+
+
+def _inside_sum(scores: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
+    """Sum of scores[row, t, I-X] over t in (start, end): the span's I- positions. [N]"""
+    column = scores[idx.row].gather(2, idx.i_tag[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(2)
+    t = torch.arange(scores.shape[1], device=scores.device)
+    inside = (t > idx.start[:, None]) & (t < idx.end[:, None])
+    return (column * inside).sum(1)
+
+
+def _next_position(idx: SpanIndex, emissions: torch.Tensor) -> torch.Tensor:
+    """The position just after each span, kept inside the tensor (its score is unused there)."""
+    return idx.end.clamp(max=emissions.shape[1] - 1)
+
+
+def _not_inside(scores: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
+    """logsumexp of scores [N, K] over every tag but the span's I-X: the span ends there."""
+    return scores.scatter(1, idx.i_tag[:, None], float("-inf")).logsumexp(1)
+
+
+def _unflatten(values: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
+    flat = values.tolist()
+    out, at = [], 0
+    for sentence in spans:
+        out.append(flat[at : at + len(sentence)])
+        at += len(sentence)
+    return out
+
+
+def crf_span_probabilities(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    pot: Potentials,
+    tags: Sequence[str],
+    spans: Sequence[Sequence[Span]],
+) -> list[list[float]]:
+    """Marginal probability of each span (label, start, end exclusive) of each sentence."""
+    idx = index_spans(spans, tags, emissions.device)
+    if not len(idx.row):
+        return [[] for _ in spans]
+    alpha, beta, log_z = forward_backward(emissions, mask, pot)
+    n_inner = idx.end - idx.start - 1
+    last = torch.where(n_inner > 0, idx.i_tag, idx.b_tag)
+    path = (n_inner > 0) * pot.trans[idx.b_tag, idx.i_tag]  # B-X -> I-X, then I-X -> I-X
+    path = path + (n_inner - 1).clamp(min=0) * pot.trans[idx.i_tag, idx.i_tag]
+    score = alpha[idx.row, idx.start, idx.b_tag] + _inside_sum(emissions, idx) + path
+    nxt = _next_position(idx, emissions)
+    after = pot.trans[last] + emissions[idx.row, nxt] + beta[idx.row, nxt]  # [N, K]
+    score = score + torch.where(idx.end < mask.sum(1)[idx.row], _not_inside(after, idx), pot.end[last])
+    return _unflatten(torch.exp(score - log_z[idx.row]).clamp(max=1.0), spans)
+
+
+def softmax_span_probabilities(
+    emissions: torch.Tensor, mask: torch.Tensor, tags: Sequence[str], spans: Sequence[Sequence[Span]]
+) -> list[list[float]]:
+    """The same for a model without CRF: p_i(B-X) * prod p_t(I-X) * (1 - p_j(I-X))."""
+    idx = index_spans(spans, tags, emissions.device)
+    if not len(idx.row):
+        return [[] for _ in spans]
+    logp = torch.log_softmax(emissions, dim=2)
+    score = logp[idx.row, idx.start, idx.b_tag] + _inside_sum(logp, idx)
+    not_inside = _not_inside(logp[idx.row, _next_position(idx, emissions)], idx)
+    score = score + torch.where(idx.end < mask.sum(1)[idx.row], not_inside, torch.zeros_like(score))
+    return _unflatten(torch.exp(score), spans)

@@ -1,0 +1,109 @@
+"""Real text to tokens with character offsets, and the corpus-style words the model sees.
+
+A small rule set on ``re`` rather than a library: NLTK's Treebank tokenizer splits ``don't``
+into ``do n't`` and ``$5`` into ``$ 5``, sacremoses and blingfire keep no offsets, syntok and
+spaCy would be a dependency (spaCy a heavy one) for a dozen rules. Tokens are what a user sees:
+
+- punctuation is split off words, one character a token (``"Titanic"`` -> ``"``, ``Titanic``, ``"``);
+- kept whole: contractions (``don't``, ``i'm``), names with an inner apostrophe (``o'brien``),
+  hyphenated words (``spider-man``), ``r&b``, ``9/11``, decimals and digit groups (``2.5``,
+  ``1,000``, ``3:10``), ``1990s``, currency amounts (``$5``), dotted abbreviations (``u.s.``)
+  and titles with their dot (``mr.``, ``dr.``, ``st.``: the dot is not a sentence end);
+- a clitic ``'s`` is its own token (``Spielberg's`` -> ``Spielberg``, ``'s``): the name
+  before it is usually an entity and the ``'s`` is not.
+
+The corpus is lower-cased, unpunctuated and split Treebank-style at every inner
+non-alphanumeric character and digit/letter boundary (``do n t``, ``1990 s``, ``spider man``,
+``u s``, ``9 11``). :func:`model_input` turns tokens into exactly such words; punctuation
+tokens give none, so the model never sees a character it was not trained on. A token's tag is
+its first word's (punctuation: ``O``).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import NamedTuple
+
+TITLES = ("mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "gen", "lt", "sgt", "capt", "col")
+_ALNUM = r"[^\W_]"
+_TOKEN = re.compile(
+    rf"(?i:\b(?:{'|'.join(TITLES)})\.)"  # titles keep their dot
+    rf"|(?:[^\W\d_]\.){{2,}}"  # u.s., l.a., t.v.
+    rf"|[$£€¥]?{_ALNUM}+(?:(?:[-&'’/]|(?<=\d)[.,:](?=\d)){_ALNUM}+)*"  # words, numbers, $5, 9/11
+    r"|\S"  # any other character stands alone
+)
+_CLITIC_S = re.compile(r"['’][sS]$")
+_NEGATION = re.compile(r"n['’]t$")
+_WORD_PIECES = re.compile(r"\d+|[^\W\d_]+")
+
+
+class Token(NamedTuple):
+    text: str
+    start: int  # character offsets into the original line: line[start:end] == text
+    end: int
+
+
+class ModelInput(NamedTuple):
+    """The words the model tags, and for each the index of the token it came from."""
+
+    words: list[str]
+    owners: list[int]
+
+
+def tokenize(line: str) -> list[Token]:
+    """Tokens of one line in order; whitespace is never part of a token."""
+    tokens: list[Token] = []
+    for m in _TOKEN.finditer(line):
+        start, end = m.span()
+        if end - start > 2 and _CLITIC_S.search(m.group()):
+            tokens.append(Token(line[start : end - 2], start, end - 2))
+            start = end - 2
+        tokens.append(Token(line[start:end], start, end))
+    return tokens
+
+
+def corpus_words(text: str) -> list[str]:
+    """One token's words as the corpus writes them: lower-cased alphanumeric runs, digits and
+    letters apart, ``n't`` as ``n t`` (``don't`` -> ``do n t``); none for punctuation."""
+    text = text.lower()
+    if _NEGATION.search(text) and len(text) > 3:
+        return _WORD_PIECES.findall(text[:-3]) + ["n", "t"]
+    return _WORD_PIECES.findall(text)
+
+
+def model_input(tokens: Sequence[Token]) -> ModelInput:
+    words: list[str] = []
+    owners: list[int] = []
+    for i, token in enumerate(tokens):
+        pieces = corpus_words(token.text)
+        words += pieces
+        owners += [i] * len(pieces)
+    return ModelInput(words, owners)
+
+
+def token_tags(inp: ModelInput, word_tags: Sequence[str], n_tokens: int) -> list[str]:
+    """Per-token tags from the model's per-word tags: a token takes its first word's tag. A
+    token the model did not see (punctuation) is ``O``, unless it sits inside an entity the
+    model continues across it (``Steven, Spielberg``), which then keeps it."""
+    first: dict[int, str] = {}
+    for owner, tag in zip(inp.owners, word_tags):
+        first.setdefault(owner, tag)
+    tags = ["O"] * n_tokens
+    label = None  # type of the entity open before the current token
+    for i in range(n_tokens):
+        if i in first:
+            tags[i] = first[i]
+            label = tags[i][2:] or None
+            continue
+        after = bisect_left(inp.owners, i)
+        if label and after < len(word_tags) and word_tags[after] == f"I-{label}":
+            tags[i] = f"I-{label}"
+    return tags
+
+
+def word_range(inp: ModelInput, token_start: int, token_end: int) -> tuple[int, int]:
+    """The model words [start, end) under tokens [token_start, token_end): where to score a
+    span found on tokens. Empty (start == end) when those tokens gave the model no words."""
+    return bisect_left(inp.owners, token_start), bisect_left(inp.owners, token_end)

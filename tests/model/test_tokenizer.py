@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from model.spans import bio_spans
+from model.tokenizer import corpus_words, model_input, token_tags, tokenize, word_range
+
+
+def texts(line: str) -> list[str]:
+    return [t.text for t in tokenize(line)]
+
+
+def test_issue_examples_split_quotes_parentheses_and_question_marks():
+    assert texts('Who played Jack in "Titanic" (1997)?') == [
+        "Who", "played", "Jack", "in", '"', "Titanic", '"', "(", "1997", ")", "?"]
+    assert texts("Films directed by Steven Spielberg?")[-2:] == ["Spielberg", "?"]
+
+
+@pytest.mark.parametrize("word", [
+    "don't", "can't", "i'm", "o'brien", "O’Brien", "u.s.", "L.A.", "9/11", "1990s", "$5", "$5.50",
+    "r&b", "spider-man", "x-men-2", "2.5", "1,000", "3:10", "mr.", "Dr.", "st.",
+])
+def test_words_movie_queries_need_stay_whole(word):
+    assert texts(f"see {word} now") == ["see", word, "now"]
+    assert texts(f"({word}),") == ["(", word, ")", ","]
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Spielberg's films", ["Spielberg", "'s", "films"]),
+    ("O'Brien's dog", ["O'Brien", "'s", "dog"]),
+    ("end. Next", ["end", ".", "Next"]),
+    ("'Titanic'", ["'", "Titanic", "'"]),
+    ("rock-", ["rock", "-"]),
+    ("2.", ["2", "."]),
+    ("a--b", ["a", "-", "-", "b"]),
+    ("tom & jerry", ["tom", "&", "jerry"]),
+    ("Amélie?!", ["Amélie", "?", "!"]),
+    ("mr.x", ["mr.", "x"]),
+    ("hmm.", ["hmm", "."]),
+])
+def test_punctuation_splits(line, expected):
+    assert texts(line) == expected
+
+
+def test_offsets_point_into_the_original_line():
+    line = '  Who played  Jack in "Titanic" (1997)?\t'
+    tokens = tokenize(line)
+    assert [line[t.start : t.end] for t in tokens] == [t.text for t in tokens]
+    assert tokens[0].start == 2 and tokens[-1].end == len(line) - 1
+    titanic = next(t for t in tokens if t.text == "Titanic")
+    assert line[titanic.start - 1] == '"' == line[titanic.end]
+
+
+@given(st.text())
+def test_offsets_increase_never_overlap_and_round_trip_on_any_text(line):
+    tokens = tokenize(line)
+    previous_end = 0
+    for t in tokens:
+        assert previous_end <= t.start < t.end <= len(line)
+        assert line[t.start : t.end] == t.text
+        assert not any(c.isspace() for c in t.text)
+        previous_end = t.end
+    # Nothing but whitespace is left out.
+    covered = {i for t in tokens for i in range(t.start, t.end)}
+    assert all(line[i].isspace() for i in range(len(line)) if i not in covered)
+
+
+@given(st.text())
+def test_model_words_are_lower_case_alphanumeric_and_owned_in_order(line):
+    tokens = tokenize(line)
+    inp = model_input(tokens)
+    assert len(inp.words) == len(inp.owners)
+    assert inp.owners == sorted(inp.owners)
+    assert all(w and w.isalnum() and w == w.lower() for w in inp.words)
+
+
+@pytest.mark.parametrize("token, words", [
+    ("Don't", ["do", "n", "t"]), ("can't", ["ca", "n", "t"]), ("won’t", ["wo", "n", "t"]),
+    ("1990s", ["1990", "s"]), ("u.s.", ["u", "s"]), ("9/11", ["9", "11"]), ("$5", ["5"]),
+    ("R&B", ["r", "b"]), ("Spider-Man", ["spider", "man"]), ("'s", ["s"]), ("Mr.", ["mr"]),
+    ("21st", ["21", "st"]), ("?", []), ('"', []),
+])
+def test_model_sees_words_as_the_corpus_writes_them(token, words):
+    assert corpus_words(token) == words
+
+
+def test_tags_come_back_to_tokens_and_entities_to_characters():
+    line = 'Did Steven Spielberg\'s "Jaws" come out in the 1970s?'
+    tokens = tokenize(line)
+    inp = model_input(tokens)
+    assert inp.words == ["did", "steven", "spielberg", "s", "jaws", "come", "out", "in", "the", "1970", "s"]
+    word_tags = ["O", "B-Director", "I-Director", "O", "B-Plot", "O", "O", "O", "O", "B-Year", "I-Year"]
+    tags = token_tags(inp, word_tags, len(tokens))
+    found = {(s.label, line[tokens[s.start].start : tokens[s.end - 1].end]) for s in bio_spans(tags)}
+    assert found == {("Director", "Steven Spielberg"), ("Plot", "Jaws"), ("Year", "1970s")}
+    assert tags[-1] == "O"  # the question mark
+    year = next(s for s in bio_spans(tags) if s.label == "Year")
+    assert word_range(inp, year.start, year.end) == (9, 11)
+
+
+def test_punctuation_inside_an_entity_the_model_continues_is_kept():
+    line = "starring Tom Hanks, Meg Ryan"
+    tokens = tokenize(line)
+    inp = model_input(tokens)
+    one = token_tags(inp, ["O", "B-Actor", "I-Actor", "I-Actor", "I-Actor"], len(tokens))
+    assert [line[tokens[s.start].start : tokens[s.end - 1].end] for s in bio_spans(one)] == ["Tom Hanks, Meg Ryan"]
+    two = token_tags(inp, ["O", "B-Actor", "I-Actor", "B-Actor", "I-Actor"], len(tokens))
+    assert [line[tokens[s.start].start : tokens[s.end - 1].end] for s in bio_spans(two)] == ["Tom Hanks", "Meg Ryan"]
+    assert word_range(inp, 3, 4) == (3, 3)  # the comma gave the model no word
