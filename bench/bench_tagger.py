@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""In-process tagging speed on the 1953 test sentences: batch size 1 vs the default batching.
+"""In-process tagging speed on the 1953 test sentences: ours against the reference network.
 
-Prints one JSON object. Both settings are measured in the same run, interleaved over repeats,
-and medians are reported, so the ratio is fair on a noisy machine.
+The reference is the starting notebook's network at the same per-token cost: 200-d word
+embeddings, a BiLSTM of 200 per direction, a linear layer and argmax (no CRF, no char
+features), batches of 256 sorted by length, packed. Its weights are random: speed does not
+depend on their values. ``Tagger.load(path)`` with its defaults and the reference run
+interleaved in one process (median of the rounds), so their ratio holds on a noisy machine.
+Also printed: per-stage times of our default tagger (encode, forward, Viterbi) and, for each
+precision, its speed, test F1 and whether its tags depend on the batch size.
 
-    bin/_python bench/bench_tagger.py --model var/models/current [--repeats 5] [--device cpu]
+    bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2]
 """
 
 from __future__ import annotations
@@ -14,59 +19,139 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model import Tagger
+from model.batching import collate, plan_batches
 from model.corpus import read_corpus
 from model.data import default_test_file
+from model.evaluation import score
+from model.network import decode
+from model.vocab import PAD_ID, UNK_ID, Vocab
+
+REFERENCE_BATCH = 256
 
 
-def timed(tagger: Tagger, sentences: list[list[str]], batch_size: int) -> float:
+class ReferenceNet(nn.Module):
+    """The notebook's BiLSTM: embeddings -> BiLSTM -> linear; tags by argmax."""
+
+    def __init__(self, n_words: int, n_tags: int, dim: int = 200, hidden: int = 200) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_words, dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(dim, hidden, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(2 * hidden, n_tags)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(self.embed(words), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
+        return self.out(out).argmax(dim=2)
+
+
+def reference_tagger(vocab: Vocab) -> Callable[[Sequence[Sequence[str]]], list[list[str]]]:
+    """Tags token lists the notebook's way: word ids, sorted batches of 256, one forward each."""
+    net = ReferenceNet(len(vocab.words), len(vocab.tags)).eval()
+
+    def tag(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        ids = [[vocab.word_id(t) for t in s] for s in sentences]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[list[str]] = [[] for _ in sentences]
+        with torch.inference_mode():
+            for start in range(0, len(order), REFERENCE_BATCH):
+                rows = order[start : start + REFERENCE_BATCH]
+                lengths = torch.tensor([len(ids[i]) for i in rows])
+                words = torch.full((len(rows), int(lengths.max())), PAD_ID, dtype=torch.long)
+                for r, i in enumerate(rows):
+                    words[r, : len(ids[i])] = torch.tensor(ids[i])
+                for r, (i, row) in enumerate(zip(rows, net(words, lengths).tolist())):
+                    out[i] = [vocab.tags[k] for k in row[: len(ids[i])]]
+        return out
+
+    return tag
+
+
+def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
-    tagger.tag(sentences, batch_size=batch_size)
-    if tagger.device.type == "cuda":
-        torch.cuda.synchronize()
+    fn()
     return time.perf_counter() - start
 
 
+def stage_seconds(tagger: Tagger, sentences: list[list[str]]) -> dict[str, float]:
+    """One instrumented pass of Tagger.tag's work: encode, collate, forward, Viterbi, to strings."""
+    stages = dict.fromkeys(("encode", "collate", "forward", "viterbi", "to_tags"), 0.0)
+    t0 = time.perf_counter()
+    encoded = tagger.encode(sentences)
+    stages["encode"] = time.perf_counter() - t0
+    with torch.inference_mode():
+        for indices in plan_batches([len(e) for e in encoded], tagger.batch_size, tagger.max_tokens):
+            marks = [time.perf_counter()]
+            batch = collate(encoded, indices)
+            marks.append(time.perf_counter())
+            emissions = tagger._emissions(batch.words, batch.chars, batch.lengths)
+            marks.append(time.perf_counter())
+            ids = decode(tagger.model, emissions, batch.mask)
+            marks.append(time.perf_counter())
+            [[tagger.vocab.tags[i] for i in row] for row in ids.tolist()]
+            marks.append(time.perf_counter())
+            for name, a, b in zip(("collate", "forward", "viterbi", "to_tags"), marks, marks[1:]):
+                stages[name] += b - a
+    return stages
+
+
+def batch_invariant(tagger: Tagger, sentences: list[list[str]], reference: list[list[str]]) -> bool:
+    return all(tagger.tag(sentences, batch_size=b, max_tokens=10**6) == reference for b in (1, 7, 1953))
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="var/models/current")
     p.add_argument("--test", help="labelled file to take sentences from (default: corpus test)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-invariance", action="store_true", help="skip the batch-size invariance check")
     args = p.parse_args()
-    tagger = Tagger.load(args.model, args.device)
-    sentences = [s.tokens for s in read_corpus(args.test or default_test_file())]
-    n_tokens = sum(map(len, sentences))
-    settings = {"batch_1": 1, "batched": tagger.batch_size}
-    timed(tagger, sentences, tagger.batch_size)  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in settings}
-    for _ in range(args.repeats):
-        for name, bs in settings.items():
-            times[name].append(timed(tagger, sentences, bs))
+    torch.set_num_threads(args.threads)
+    corpus = read_corpus(args.test or default_test_file())
+    sentences, gold = [s.tokens for s in corpus], [s.tags for s in corpus]
+    ours = Tagger.load(args.model, "cpu")
+    taggers = {"ours": ours.tag, "reference": reference_tagger(ours.vocab)}
+    precisions = {p: Tagger.load(args.model, "cpu", precision=p) for p in ("fp32", "bf16", "int8")}
+    taggers |= {f"precision_{name}": t.tag for name, t in precisions.items()}
+    for tag in taggers.values():
+        tag(sentences)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in taggers}
+    stages: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        for name, tag in taggers.items():
+            times[name].append(seconds(lambda: tag(sentences)))
+        stages.append(stage_seconds(ours, sentences))
+    speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
     result = {
         "model": str(args.model),
-        "device": str(tagger.device),
-        "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "sentences": len(sentences),
-        "tokens": n_tokens,
-        "repeats": args.repeats,
-        "batch_size": tagger.batch_size,
-        "max_tokens": tagger.max_tokens,
+        "tokens": sum(map(len, sentences)),
+        "rounds": args.rounds,
+        "default_precision": ours.precision,
+        "batch_size": ours.batch_size,
+        "max_tokens": ours.max_tokens,
+        "sentences_per_s": {"ours": speed["ours"], "reference": speed["reference"]},
+        "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
+        "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
+        "precisions": {},
     }
-    for name in settings:
-        median = statistics.median(times[name])
-        result[name] = {
-            "median_seconds": round(median, 4),
-            "sentences_per_s": round(len(sentences) / median, 1),
-            "tokens_per_s": round(n_tokens / median, 1),
+    for name, tagger in precisions.items():
+        tags = tagger.tag(sentences)
+        result["precisions"][name] = {
+            "sentences_per_s": speed[f"precision_{name}"],
+            "test_f1": round(score(gold, tags)["default"]["f1"], 2),
+            "batch_invariant": None if args.no_invariance else batch_invariant(tagger, sentences, tags),
         }
-    result["speedup_batched_vs_batch_1"] = round(
-        result["batched"]["sentences_per_s"] / result["batch_1"]["sentences_per_s"], 2
-    )
     print(json.dumps(result, indent=2))
 
 

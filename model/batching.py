@@ -41,7 +41,9 @@ class Batch:
     tags: torch.Tensor | None  # [B, T] long, padded with 0
 
     def to(self, device: torch.device | str) -> Batch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        """Copies to CUDA go through pinned memory, so they really are asynchronous."""
+        pin = torch.device(device).type == "cuda"
+        move = lambda t: None if t is None else (t.pin_memory() if pin else t).to(device, non_blocking=True)  # noqa: E731
         return Batch(
             self.indices, move(self.words), move(self.chars), self.lengths, move(self.mask), move(self.tags)
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -13,6 +14,9 @@ from model.corpus import read_corpus
 from model.evaluation import evaluate
 from model.train import preset_config, train
 from tests.conftest import TINY
+
+DEVICE = os.environ.get("NERQ_TEST_DEVICE", "cpu")  # bench/gpu_check.sh runs these tests on cuda too
+PRECISIONS = ["fp32", "bf16"] + (["int8"] if DEVICE == "cpu" else [])
 
 
 def seqeval_f1(gold: list[list[str]], pred: list[list[str]], strict: bool) -> float:
@@ -51,7 +55,7 @@ def test_weights_are_plain_safetensors(tiny_model):
 
 
 def test_roundtrip_tags_match_saved_scores(tiny_model, test_file):
-    tagger = Tagger.load(tiny_model, "cpu")
+    tagger = Tagger.load(tiny_model, "cpu", precision="fp32")  # training scores in fp32
     sentences = read_corpus(test_file)
     result = evaluate(tagger, sentences)
     saved = json.loads((tiny_model / "metrics.json").read_text())["test"]
@@ -59,8 +63,10 @@ def test_roundtrip_tags_match_saved_scores(tiny_model, test_file):
     assert result["strict"]["f1"] == pytest.approx(saved["strict"]["f1"], abs=1e-9)
 
 
-def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file):
-    tagger = Tagger.load(tiny_model, "cpu")
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file, precision):
+    tagger = Tagger.load(tiny_model, DEVICE, precision=precision)
+    assert tagger.precision == precision
     sentences = [s.tokens for s in read_corpus(test_file)]
     reference = tagger.tag(sentences, batch_size=256)
     assert len(reference) == 1953
@@ -75,7 +81,7 @@ def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file):
 def test_char_feature_cache_gives_identical_tags(tiny_model, test_file):
     model, vocab = load_model_dir(tiny_model, torch.device("cpu"))
     sentences = [s.tokens for s in read_corpus(test_file)] + [["qwxzy", "unseenword", "jaws"]]
-    cached = Tagger(model, vocab).tag(sentences)
+    cached = Tagger(model, vocab, precision="fp32").tag(sentences)
     assert model.char_table is not None
     model.train()
     assert model.char_table is None  # training invalidates the cache

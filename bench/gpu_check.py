@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""The body of bench/gpu_check.sh: each part runs on its own, and a part that fails (a missing
+package, a failed test) records its error in the JSON instead of ending the check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from model import Tagger
+from model.corpus import read_corpus
+from model.data import default_test_file
+
+REPO = Path(__file__).resolve().parent.parent
+BUDGETS = [(256, 8192), (1024, 32768), (4096, 131072), (16384, 524288)]  # sentences, padded tokens
+
+
+def model_tests(device: str) -> dict:
+    """tests/model with the taggers of the invariance test on ``device``."""
+    env = {**os.environ, "NERQ_TEST_DEVICE": device}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "tests/model"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    return {"returncode": out.returncode, "tail": out.stdout.strip().splitlines()[-1:]}
+
+
+def agreement(model: str, device: str, test: list) -> dict:
+    """Sentences whose tags differ between CPU fp32 and each precision on ``device``."""
+    from model.evaluation import score
+
+    sentences, gold = [s.tokens for s in test], [s.tags for s in test]
+    cpu = Tagger.load(model, "cpu", precision="fp32").tag(sentences)
+    result = {"sentences": len(sentences), "cpu_fp32_f1": round(score(gold, cpu)["default"]["f1"], 2)}
+    for precision in ("fp32", "bf16"):
+        tags = Tagger.load(model, device, precision=precision).tag(sentences)
+        result[precision] = {
+            "differing_sentences": sum(a != b for a, b in zip(cpu, tags)),
+            "f1": round(score(gold, tags)["default"]["f1"], 2),
+        }
+    return result
+
+
+def throughput(model: str, device: str, test: list, n: int) -> dict:
+    """Model-only sentences/s (encoded input, tags read back) at several batch budgets."""
+    tagger = Tagger.load(model, device)
+    sentences = [test[i % len(test)].tokens for i in range(n)]
+    encoded = tagger.encode(sentences)
+    result: dict = {"sentences": n, "precision": tagger.precision, "default_budget": [tagger.batch_size, tagger.max_tokens]}
+    for batch_size, max_tokens in BUDGETS:
+        for _ in tagger.iter_tagged(encoded[:batch_size], batch_size, max_tokens):
+            pass  # warm-up (cuDNN plans, allocator)
+        start = time.perf_counter()
+        for _ in tagger.iter_tagged(encoded, batch_size, max_tokens):
+            pass
+        result[f"{batch_size}x{max_tokens}"] = round(n / (time.perf_counter() - start), 1)
+    return result
+
+
+def embedded_job(model: str, device: str, test: list, n: int) -> dict:
+    """bin/submit of n sentences, tagged in-process into a fresh SQLite database."""
+    with tempfile.TemporaryDirectory() as tmp:
+        queries = Path(tmp) / "queries.txt"
+        queries.write_text("".join(" ".join(test[i % len(test)].tokens) + "\n" for i in range(n)), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "NERQ_BROKER_URL"}
+        env |= {"NERQ_DATABASE_URL": f"sqlite:///{tmp}/nerqueue.db", "NERQ_DEVICE": device}
+        start = time.perf_counter()
+        out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait"],
+                             env=env, capture_output=True, text=True, timeout=400)
+        seconds = time.perf_counter() - start
+    if out.returncode:
+        return {"returncode": out.returncode, "stderr": out.stderr.strip().splitlines()[-3:]}
+    return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1)}
+
+
+def part(fn: Callable[[], dict]) -> dict:
+    start = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - reported in the JSON; the other parts still run
+        result = {"error": f"{type(exc).__name__}: {exc}", "where": traceback.format_exc().splitlines()[-3:]}
+    return {**result, "part_seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="var/models/current")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--sentences", type=int, default=200_000, help="for throughput and the embedded job")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: tests, job")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    test = read_corpus(default_test_file())
+    result = {
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "model": args.model,
+        "agreement": part(lambda: agreement(args.model, args.device, test)),
+        "throughput": part(lambda: throughput(args.model, args.device, test, args.sentences)),
+    }
+    if "tests" not in skip:
+        result["model_tests"] = part(lambda: model_tests(args.device))
+    if "job" not in skip:
+        result["embedded_job"] = part(lambda: embedded_job(args.model, args.device, test, args.sentences))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

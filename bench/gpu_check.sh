@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole GPU check in one call (under 8 minutes on one H100/H200): the model tests on CUDA,
+# CPU-vs-CUDA tag agreement on the 1953 test sentences, model-only throughput at several batch
+# budgets, and a 200k-sentence embedded (SQLite) job through bin/submit. Prints one JSON document.
+#
+#   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job]
+#
+# Needs only the machine's own torch, numpy and safetensors for the throughput and agreement
+# parts; seqeval for F1; pytest (+ hypothesis) for the tests; the project's worker dependencies
+# (celery, sqlalchemy, alembic, pydantic-settings, tenacity, tqdm) for the job. A part whose
+# imports are missing reports the error in its JSON entry instead of stopping the check.
+# `--device cpu --sentences 2000` runs the same code on a CPU machine.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+export NERQ_PYTHON="${NERQ_PYTHON:-python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+exec timeout 470 "$NERQ_PYTHON" bench/gpu_check.py "$@"

@@ -1,0 +1,52 @@
+"""The CPU inference path (per-vocabulary input gates, own recurrence) against the network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.inference import FastBiLSTM, cpu_has_fast_bf16, resolve_precision
+from model.network import BiLSTMTagger, ModelConfig
+from model.vocab import UNK_ID
+
+# Largest emission difference from the fp32 training network, per precision.
+TOLERANCE = {"fp32": 1e-5, "bf16": 2e-3, "int8": 2e-2}
+
+
+def random_batch(n_words: int, n_chars: int, word_chars: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Padded word ids with unknown words, their char ids, lengths (unsorted) and the mask."""
+    lengths = torch.tensor([9, 3, 5, 1, 9, 2, 7])
+    b, t = len(lengths), int(lengths.max())
+    mask = torch.arange(t)[None] < lengths[:, None]
+    words = torch.randint(2, n_words, (b, t))
+    words[0, 2] = words[4, 8] = words[1, 0] = UNK_ID
+    unknown_chars = torch.randint(2, n_chars, (b, t, word_chars.shape[1]))
+    chars = torch.where((words == UNK_ID)[..., None], unknown_chars, word_chars[words])
+    return words * mask, chars * mask[..., None], lengths, mask
+
+
+@pytest.mark.parametrize("layers,char_dim", [(1, 30), (2, 0)])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_emissions_match_the_training_network(layers, char_dim, precision):
+    torch.manual_seed(0)
+    config = ModelConfig(n_words=300, n_chars=40, tags=["O", "B-A", "I-A"], layers=layers, char_dim=char_dim)
+    model = BiLSTMTagger(config).eval()
+    word_chars = torch.randint(2, 40, (300, 6))
+    word_chars[:, 4:] = 0
+    words, chars, lengths, mask = random_batch(300, 40, word_chars)
+    with torch.inference_mode():
+        expected = model(words, chars, lengths)  # no char cache yet: the char CNN on every token
+        got = FastBiLSTM(model, word_chars, precision)(words, chars, lengths)
+    assert got.shape == expected.shape
+    assert (got - expected)[mask].abs().max() < TOLERANCE[precision]
+
+
+def test_precision_choice():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert [resolve_precision(p, cpu) for p in ("fp32", "bf16", "int8")] == ["fp32", "bf16", "int8"]
+    assert resolve_precision("auto", cuda) == "fp32"
+    with pytest.raises(ValueError, match="int8 is CPU-only"):
+        resolve_precision("int8", cuda)
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16", cpu)
