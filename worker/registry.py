@@ -81,3 +81,18 @@ def current_model_dir(session: Session | None = None) -> str:
             "bin/promote another version (bin/models lists them) or set NERQ_MODEL"
         )
     return version.path
+
+
+def resolve_model_dir(option: str | None = None) -> str:
+    """The model a command uses, the same order everywhere (bin/tag, bin/submit, bin/evaluate):
+    --model, else NERQ_MODEL, else the version promoted last, else var/models/current."""
+    return option or current_model_dir()
+
+
+def current_model_path(session: Session) -> str | None:
+    """The resolved directory of the model new jobs use (what bin/models stars), or None when
+    the promoted version is gone."""
+    try:
+        return str(Path(current_model_dir(session)).resolve())
+    except ModelLoadError:
+        return None

@@ -13,19 +13,24 @@ import pytest
 import redis
 
 from tests.support.procs import BinProcess, WorkerProcess, free_port, run_bin
+from tests.support.redis_db import private_redis_db
 from tests.support.scratch import scratch_database
 
 BIG_REPEAT = 10
 REDIS_URL = os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+QUEUE_PREFIX = "nerq_t_"  # every test's queues start with it (see queue_env)
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url() -> Iterator[str]:
+    """The suite's own Redis database, empty at the start; at the end, after every worker has
+    stopped, it must hold nothing but Celery's bookkeeping and the tests' queues (then removed)."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except redis.exceptions.ConnectionError as exc:
         raise RuntimeError(f"Redis at {REDIS_URL} is unreachable (set NERQ_TEST_REDIS_URL): {exc}") from exc
-    return REDIS_URL
+    with private_redis_db(REDIS_URL, QUEUE_PREFIX):
+        yield REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +52,7 @@ def queries_file(tmp_path_factory: pytest.TempPathFactory, test_file: Path) -> P
 @pytest.fixture
 def queue_env(redis_url: str, pg_url: str, tiny_model: Path) -> dict[str, str]:
     """Environment for one test: its own queue name, so stale messages never cross tests."""
-    queue = f"nerq_t_{secrets.token_hex(4)}"
+    queue = f"{QUEUE_PREFIX}{secrets.token_hex(4)}"
     return {
         **os.environ, "NERQ_PYTHON": sys.executable, "NERQ_BROKER_URL": redis_url,
         "NERQ_DATABASE_URL": pg_url, "NERQ_MODEL": str(tiny_model), "NERQ_TEST_QUEUE": queue,

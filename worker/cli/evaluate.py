@@ -20,7 +20,7 @@ from model.data import default_test_file, file_sha256
 from model.evaluation import evaluate, format_table
 
 from ..evaluation import RunOutcome, record_result
-from ..registry import current_model_dir, register_model_dir
+from ..registry import register_model_dir, resolve_model_dir
 from ..regression import describe
 from .common import add_device_option, regression_thresholds, run, setup_logging
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     record = args.record or args.fail_on_regression
     if record:
         setup_logging()
-    model_dir = args.model or current_model_dir()
+    model_dir = resolve_model_dir(args.model)
     test_file = Path(args.test or default_test_file(args.data_dir))
     # registered first: a model that cannot be registered is not worth evaluating
     version_id = _register(model_dir) if record else None

@@ -7,7 +7,9 @@ import json
 
 import storage
 
+from ..registry import current_model_path
 from .common import positive_int, run
+from .table import text_table
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,14 +20,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def rows(limit: int) -> list[dict]:
+    """The newest versions; `current` marks the one new jobs use (NERQ_MODEL, else the version
+    promoted last, else var/models/current), matched by its resolved directory."""
     with storage.session_scope() as session:
-        current = storage.current_model_version(session)
+        current = current_model_path(session)
         out = []
         for v in storage.latest_model_versions(session, limit):
             history = storage.evaluation_history(session, model_version_id=v.id)
             last = history[-1] if history else None
             out.append({
-                "id": v.id, "name": v.name, "current": current is not None and current.id == v.id,
+                "id": v.id, "name": v.name, "current": v.path == current,
                 "created_at": v.created_at.isoformat(timespec="seconds"),
                 "promoted_at": v.promoted_at.isoformat(timespec="seconds") if v.promoted_at else None,
                 "test_f1": v.test_f1,
@@ -52,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print("no model versions registered yet (bin/train, or bin/evaluate --record --model DIR)")
         return 0
-    print(f"{'':2}{'id':>4}  {'name':<24}{'created (UTC)':<22}{'test F1':>8}{'latest F1':>10}  {'latest run':<22}path")
-    for r in found:
-        mark = "* " if r["current"] else "  "
-        flag = " !" if r["latest_regression"] else ""
-        print(f"{mark}{r['id']:>4}  {r['name'][:23]:<24}{r['created_at'][:19]:<22}{_f1(r['test_f1']):>8}"
-              f"{_f1(r['latest_f1']) + flag:>10}  {(r['latest_at'] or '-')[:19]:<22}{r['path']}")
-    print("* current for new jobs (bin/promote); ! latest run flagged as a regression")
+    header = ["", "id", "name", "created (UTC)", "test F1", "latest F1", "", "latest run (UTC)", "path"]
+    table = [["*" if r["current"] else "", str(r["id"]), r["name"][:24], r["created_at"][:19], _f1(r["test_f1"]),
+              _f1(r["latest_f1"]), "!" if r["latest_regression"] else "", (r["latest_at"] or "-")[:19], r["path"]]
+             for r in found]
+    print("\n".join(text_table(header, table, right={1, 4, 5})))
+    print("* the model new jobs use (NERQ_MODEL, else bin/promote, else var/models/current); "
+          "! latest run flagged as a regression")
     return 0
 
 

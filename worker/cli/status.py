@@ -1,14 +1,68 @@
-"""bin/status [JOB]: recent jobs, or one job's progress."""
+"""bin/status [JOB]: recent jobs, or one job's progress: its times, its rate and, while it
+runs, when it should end."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 
 import storage
 
+from ..job_times import JobTimes, duration, job_times
 from .common import positive_int, run
 from .submit import progress_dict
+from .table import text_table
+
+
+def _clock(t: datetime | None) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S}" if t else "-"
+
+
+def _pace(times: JobTimes) -> str:
+    """`took 16s`, `eta 3m05s`, or `-` (not started)."""
+    if times.took_seconds is not None:
+        return f"took {duration(times.took_seconds)}"
+    if times.remaining_seconds is not None:
+        return f"eta {duration(times.remaining_seconds)}"
+    return "-"
+
+
+def show_job(job_id: int, as_json: bool) -> None:
+    with storage.session_scope() as session:
+        progress = storage.job_progress(session, job_id)
+    state = progress_dict(progress)
+    if as_json:
+        print(json.dumps(state))
+        return
+    times = job_times(progress)
+    print(f"job {state['job_id']} ({state['name']}): {state['status']}")
+    print(f"  sentences {state['n_sentences']}, tagged {state['n_done']}, failed {state['n_failed']}")
+    print(f"  chunks {', '.join(f'{k} {v}' for k, v in sorted(state['chunks'].items())) or 'none'}")
+    print(f"  created {_clock(times.created_at)}, started {_clock(times.started_at)}, "
+          f"finished {_clock(times.finished_at)} (UTC)")
+    if times.rate is not None:
+        ends = f", {_pace(times)} (at {_clock(times.eta)} UTC)" if times.eta else f", {_pace(times)}"
+        print(f"  rate {times.rate:.1f} sentences/s{ends}")
+    if state["error"]:
+        print(f"  error: {state['error']}")
+    for ce in state["chunk_errors"]:
+        print(f"  chunk {ce['chunk']} failed: {ce['error']}")
+
+
+def list_jobs(limit: int, as_json: bool) -> None:
+    with storage.session_scope() as session:
+        jobs = [(j, job_times(j)) for j in storage.list_jobs(session, limit=limit)]
+    if as_json:
+        print(json.dumps([
+            {"id": j.id, "name": j.name, "status": j.status, "n_sentences": j.n_sentences, "n_done": j.n_done,
+             "n_failed": j.n_failed, **t.to_dict()} for j, t in jobs
+        ]))
+        return
+    header = ["id", "status", "done", "failed", "total", "created (UTC)", "sent/s", "time", "name"]
+    rows = [[str(j.id), j.status, str(j.n_done), str(j.n_failed), str(j.n_sentences), _clock(t.created_at),
+             f"{t.rate:.1f}" if t.rate else "-", _pace(t), j.name] for j, t in jobs]
+    print("\n".join(text_table(header, rows, right={0, 2, 3, 4, 6})))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,31 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.job is not None:
-        state = progress_dict(args.job)
-        if args.json:
-            print(json.dumps(state))
-            return 0
-        print(f"job {state['job_id']} ({state['name']}): {state['status']}")
-        print(f"  sentences {state['n_sentences']}, tagged {state['n_done']}, failed {state['n_failed']}")
-        print(f"  chunks {', '.join(f'{k} {v}' for k, v in sorted(state['chunks'].items())) or 'none'}")
-        if state["error"]:
-            print(f"  error: {state['error']}")
-        for ce in state["chunk_errors"]:
-            print(f"  chunk {ce['chunk']} failed: {ce['error']}")
-        return 0
-    with storage.session_scope() as session:
-        jobs = storage.list_jobs(session, limit=args.limit)
-    rows = [
-        {"id": j.id, "name": j.name, "status": j.status, "n_sentences": j.n_sentences,
-         "n_done": j.n_done, "n_failed": j.n_failed, "created_at": j.created_at.isoformat()}
-        for j in jobs
-    ]
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    print(f"{'id':>6}  {'status':<10}{'done':>10}{'failed':>8}{'total':>10}  name")
-    for r in rows:
-        print(f"{r['id']:>6}  {r['status']:<10}{r['n_done']:>10}{r['n_failed']:>8}{r['n_sentences']:>10}  {r['name']}")
+        show_job(args.job, args.json)
+    else:
+        list_jobs(args.limit, args.json)
     return 0
 
 

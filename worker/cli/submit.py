@@ -17,7 +17,8 @@ from tqdm import tqdm
 import storage
 from model.corpus import FORMATS
 
-from ..registry import current_model_dir
+from ..job_times import job_times
+from ..registry import resolve_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
 from .common import positive_int, run, setup_logging
@@ -41,13 +42,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def progress_dict(job_id: int) -> dict:
+def read_progress(job_id: int) -> dict:
+    """The job's state now, as bin/submit --json and bin/status --json print it."""
     with storage.session_scope() as session:
-        p = storage.job_progress(session, job_id)
+        return progress_dict(storage.job_progress(session, job_id))
+
+
+def progress_dict(p: storage.JobProgress) -> dict:
     return {
         "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
         "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
-        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors],
+        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors], **job_times(p).to_dict(),
     }
 
 
@@ -56,7 +61,7 @@ def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> d
     deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
         while True:
-            state = progress_dict(job_id)
+            state = read_progress(job_id)
             bar.update(state["n_done"] + state["n_failed"] - bar.n)
             if state["status"] in storage.FINISHED or (deadline and time.monotonic() > deadline):
                 return state
@@ -71,7 +76,7 @@ def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple
     """Store the input as a job, showing how many sentences are read."""
     with tqdm(desc="reading", unit="sent", file=sys.stderr, disable=None) as reading:
         return create_job(
-            args.input, args.format, name=args.name, model_dir=args.model or current_model_dir(),
+            args.input, args.format, name=args.name, model_dir=resolve_model_dir(args.model),
             chunk_size=args.chunk_size or settings.chunk_size,
             queue=args.queue if settings.broker_url else None,
             on_sentences=lambda n: reading.update(n - reading.n),
@@ -86,7 +91,7 @@ def _tag_here(job_id: int, chunks: list[tuple[int, int, int]], total: int, setti
     except KeyboardInterrupt:
         abandon(job_id, "bin/submit was interrupted while tagging in-process")
         raise
-    return progress_dict(job_id)
+    return read_progress(job_id)
 
 
 def _queue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None:

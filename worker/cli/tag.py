@@ -15,6 +15,7 @@ from model import Tagger
 from model.corpus import FORMATS, read_sentences
 from model.tagger import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
+from ..registry import resolve_model_dir
 from .common import add_device_option, positive_int, run
 
 READ_AHEAD = 20_000  # sentences read and tagged at a time: memory stays flat on huge inputs
@@ -51,7 +52,7 @@ def _blocks(it: Iterator, size: int) -> Iterator[list]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/tag", description=__doc__)
     p.add_argument("input", help="input file, or - for stdin")
-    p.add_argument("--model", required=True, help="model directory (e.g. var/models/current)")
+    p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, else var/models/current)")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text: one query per line; bio/conll: gold tags are ignored; jsonl")
     p.add_argument("-o", "--output", help="output file (default stdout)")
@@ -63,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    tagger = Tagger.load(args.model, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
         for block in _blocks(sentences, READ_AHEAD):

@@ -36,13 +36,16 @@ def _runs_table(runs: list[Run]) -> str:
 
 
 def _latest_table(runs: list[Run]) -> str:
+    """The latest run per label; the overall row's support is every label's (gold entities)."""
     if not runs:
         return ""
     last = runs[-1]
+    supports = [s.get("support") for s in last.per_label.values()]
+    overall = sum(supports) if None not in supports else ""
     return _table(
         ["label", "precision", "recall", "F1", "support"],
         [[n, s["precision"], s["recall"], s["f1"], s.get("support", "")] for n, s in sorted(last.per_label.items())]
-        + [["overall", last.precision, last.recall, last.f1, ""]],
+        + [["overall", last.precision, last.recall, last.f1, overall]],
     )
 
 
