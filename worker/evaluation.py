@@ -148,6 +148,15 @@ def evaluation_sets(settings: Settings) -> list[str]:
     return list(settings.eval_sets) or [str(default_test_file())]
 
 
+def unevaluated_sets(datasets: list[str]) -> list[str]:
+    """The data sets (by content) on which the current model has no recorded run yet: bin/beat
+    evaluates those at once, instead of recording nothing for its first interval (a day)."""
+    with storage.session_scope() as session:
+        version = register_model_dir(session, current_model_dir(session))
+        return [d for d in datasets
+                if storage.previous_evaluation(session, version.id, file_sha256(Path(d).resolve())) is None]
+
+
 def run_evaluations(
     *, datasets: list[str] | None = None, trigger: str = "manual", model_version_id: int | None = None,
     schedule_spec: str | None = None, slot: str | None = None, settings: Settings | None = None,

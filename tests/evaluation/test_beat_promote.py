@@ -19,7 +19,9 @@ from tests.support.jobs import job_state, submit
 from tests.support.polling import wait_until
 from tests.support.procs import run_bin
 from worker.celery_app import EVALUATION_ENTRY
+from worker.evaluation import unevaluated_sets
 from worker.registry import register_model_dir
+from worker.schedule import slot_for
 
 
 def scheduled_runs(url: str) -> list[tuple]:
@@ -69,6 +71,26 @@ def test_two_beats_fire_real_evaluations_once_per_slot(start_worker, start_beat,
     assert all(r[1] == "scheduled" and r[2] == weights_sha256(tiny_model) and r[3] == 300 for r in rows)
     # That a recorded slot is skipped before any evaluation (not only refused by the unique
     # index afterwards) is checked in test_thresholds.py.
+
+
+def test_beat_evaluates_at_once_what_was_never_evaluated(start_worker, start_beat, queue_env, fresh_pg, tiny_model,
+                                                         eval_file, monkeypatch):
+    """A daily beat does not leave the first day empty: the current model, never evaluated on
+    the set, is evaluated when the beat starts; once it has a run, a beat starting sends none."""
+    env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg, "NERQ_EVAL_SETS": str(eval_file),
+           "NERQ_EVAL_SCHEDULE": "interval:86400"}
+    today = slot_for("interval:86400")
+    worker = start_worker(env=env)
+    beat = start_beat(env=env)
+    wait_until(lambda: scheduled_runs(fresh_pg), "the evaluation sent at the beat's start", timeout=300, poll=0.5,
+               explain=logs_of(worker.log, beat.log))
+    (run,) = scheduled_runs(fresh_pg)
+    assert run[1] == "scheduled" and run[2] == weights_sha256(tiny_model) and run[3] == 300
+    assert run[0] in {today, slot_for("interval:86400")}  # today's slot (the test may cross midnight)
+
+    for name in ("NERQ_DATABASE_URL", "NERQ_MODEL"):
+        monkeypatch.setenv(name, env[name])
+    assert unevaluated_sets([str(eval_file)]) == []
 
 
 def job_tags(url: str, job_id: int) -> tuple[list, list]:

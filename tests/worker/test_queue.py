@@ -66,6 +66,9 @@ def test_local_mode_on_sqlite_matches_bin_tag(tmp_path, queries_file, tiny_model
     assert first["idx"] == 0 and len(first["tags"]) == len(first["tokens"])
     status = run_bin("status", job_id, env=env)
     assert "done" in status.stdout and "tagged 1953" in status.stdout
+    times = json.loads(run_bin("status", job_id, "--json", env=env).stdout)
+    assert times["created_at"] <= times["started_at"] <= times["finished_at"] and times["rate"] > 0
+    assert times["eta"] is None and "sentences/s, took " in status.stdout  # finished: how long it took
 
 
 def test_bad_inputs_fail_clearly_and_leave_no_live_job(tmp_path, tiny_model):
@@ -160,6 +163,10 @@ def test_interrupted_local_submit_leaves_no_live_job(tmp_path, queries_file, tin
 
     wait_until(first_chunk_tagged, "the job to tag its first chunk", timeout=120, poll=0.2)
     reader.dispose()
+    running = run_bin("status", "1", env=env)
+    times = json.loads(run_bin("status", "1", "--json", env=env).stdout)
+    assert times["status"] == "running" and times["rate"] > 0 and times["eta"] > times["started_at"]
+    assert times["remaining_seconds"] > 0 and " eta " in running.stdout
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode != 0

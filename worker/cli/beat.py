@@ -12,10 +12,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from model.data import REPO_ROOT
 
-from ..schedule import parse_schedule
+from ..schedule import parse_schedule, slot_for
 from ..settings import DEFAULT_QUEUE, Settings
 from .common import run
 
@@ -50,6 +51,34 @@ def read_config(path: str) -> dict[str, str]:
     return values
 
 
+def evaluate_first(app: Any, spec: str, queue: str, settings: Settings) -> None:
+    """Send one evaluation now for the sets the current model was never evaluated on, in the
+    slot of this moment (a second beat starting with it sends the same slot: recorded once).
+    A beat that cannot tell (no model, data set or database here) leaves it to the schedule."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from model.checkpoint import ModelLoadError
+    from model.data import CorpusNotFound
+
+    from ..evaluation import evaluation_sets, unevaluated_sets
+
+    try:
+        missing = unevaluated_sets(evaluation_sets(settings))
+    except (ModelLoadError, CorpusNotFound, OSError, SQLAlchemyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"bin/beat: cannot tell whether the current model was evaluated ({reason}); "
+              "its first evaluation waits for the schedule", file=sys.stderr)
+        return
+    if not missing:
+        return
+    # The corpus test file by default: the worker finds its own copy, as for scheduled runs.
+    datasets = missing if settings.eval_sets else None
+    app.send_task("nerqueue.evaluate_model", queue=queue, kwargs={
+        "trigger": "scheduled", "schedule": spec, "datasets": datasets, "slot": slot_for(spec)})
+    print(f"bin/beat: no evaluation recorded yet for the current model on {', '.join(missing)}: "
+          "evaluating once now, then on the schedule", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not os.environ.get("NERQ_BROKER_URL"):
@@ -74,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.stale_chunk_seconds:g}s every {settings.sweep_interval_seconds:g}s (queues {args.queue}, "
           f"{settings.sweep_queue})",
           file=sys.stderr)
+    evaluate_first(app, spec, args.queue, settings)
     app.Beat(schedule=args.schedule_file, loglevel=args.loglevel, max_interval=60,
              scheduler="worker.schedule:SlotScheduler").run()
     return 0

@@ -52,7 +52,8 @@ def _blocks(it: Iterator, size: int) -> Iterator[list]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/tag", description=__doc__)
     p.add_argument("input", help="input file, or - for stdin")
-    p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, else var/models/current)")
+    p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, "
+                   "else var/models/current)")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text: one query per line; bio/conll: gold tags are ignored; jsonl")
     p.add_argument("-o", "--output", help="output file (default stdout)")
@@ -64,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size,
+                         max_tokens=args.max_tokens)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
         for block in _blocks(sentences, READ_AHEAD):

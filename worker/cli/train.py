@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", help="pretrained word vectors, GloVe/fastText text format")
     add_device_option(p)
     p.add_argument("--patience", type=positive_int, help="epochs without dev improvement before stopping")
+    p.add_argument("--no-refit", dest="refit", action="store_false", default=None,
+                   help="skip the retraining on train+dev for the best epoch count (it about doubles the time)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     p.add_argument("--no-register", action="store_true",
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in {
             "data_dir": args.data_dir, "out": args.out, "epochs": args.epochs, "seed": args.seed,
             "embeddings": args.embeddings, "device": args.device, "patience": args.patience,
-            "threads": args.threads,
+            "threads": args.threads, "refit": args.refit,
         }.items()
         if v is not None
     }

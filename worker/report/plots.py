@@ -48,8 +48,9 @@ def _label_line_ends(ax: Axes, ends: list[tuple[str, datetime, float, Any]]) -> 
 def _month_dates(ax: Axes) -> None:
     """Date ticks that always show a month: 14 Mar, or 09:30 with the day and month beside the axis."""
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
-    formatter = mdates.ConciseDateFormatter(locator, formats=["%Y", "%b %Y", "%d %b", "%H:%M", "%H:%M", "%S.%f"],
-                                            offset_formats=["", "%Y", "%b %Y", "%d %b %Y", "%d %b %Y", "%d %b %Y %H:%M"])
+    formatter = mdates.ConciseDateFormatter(
+        locator, formats=["%Y", "%b %Y", "%d %b", "%H:%M", "%H:%M", "%S.%f"],
+        offset_formats=["", "%Y", "%b %Y", "%d %b %Y", "%d %b %Y", "%d %b %Y %H:%M"])
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(formatter)
 
