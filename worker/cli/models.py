@@ -46,6 +46,10 @@ def _f1(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
 
+def _when(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     found = rows(args.limit)
@@ -57,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no model versions registered yet (bin/train, or bin/evaluate --record --model DIR)")
         return 0
     header = ["", "id", "name", "created (UTC)", "test F1", "latest F1", "", "latest run (UTC)", "path"]
-    table = [["*" if r["current"] else "", str(r["id"]), r["name"][:24], r["created_at"][:19], _f1(r["test_f1"]),
-              _f1(r["latest_f1"]), "!" if r["latest_regression"] else "", (r["latest_at"] or "-")[:19], r["path"]]
+    table = [["*" if r["current"] else "", str(r["id"]), r["name"][:24], _when(r["created_at"]), _f1(r["test_f1"]),
+              _f1(r["latest_f1"]), "!" if r["latest_regression"] else "", _when(r["latest_at"]), r["path"]]
              for r in found]
     print("\n".join(text_table(header, table, right={1, 4, 5})))
     print("* the model new jobs use (NERQ_MODEL, else bin/promote, else var/models/current); "
