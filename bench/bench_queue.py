@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """End-to-end throughput of the queue against in-process tagging, and bin/submit's memory.
 
-Submits the 1953 test queries repeated to --n sentences through Redis to --workers CPU workers
-(bin/worker, one process each) with PostgreSQL, and in the same run measures the same model's
-in-process Tagger.tag throughput. Then runs bin/submit on files of 100k and --rss-n sentences
-(no workers: only reading, validating, storing and enqueueing) and reports its peak RSS.
-Prints one JSON object.
+Submits the 1953 test queries repeated to --sentences through Redis to --workers `bin/worker`
+processes (CPU, their default settings unless --concurrency / --torch-threads say otherwise)
+with PostgreSQL, and measures the same model's in-process Tagger.tag throughput (the better of
+all cores and one thread) right before the workers start and right after they stop: the
+machine's load may change while the bench runs, so the ratio is taken against the mean. Then runs bin/submit
+on a file of --rss-sentences (no workers: only reading, storing and enqueueing) and reports
+its peak RSS. Prints one JSON object.
 
-    bin/_python bench/bench_queue.py --model var/models/current [--n 100000] [--rss-n 1000000]
+    bin/_python bench/bench_queue.py --model var/models/current [--sentences 100000]
+    bin/_python bench/bench_queue.py --sentences 20000 --concurrency 1 --rss-sentences 0  # two one-process workers
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +37,7 @@ from tests.support.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
+THREAD_VARIABLES = ("NERQ_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
 
 
 def write_queries(path: Path, queries: list[str], n: int) -> None:
@@ -41,14 +46,19 @@ def write_queries(path: Path, queries: list[str], n: int) -> None:
             f.write(queries[i % len(queries)] + "\n")
 
 
-def in_process_rate(model: str, queries: list[str], n: int) -> float:
+def in_process_rate(model: str, queries: list[str], n: int) -> dict[str, float]:
+    """Tagger.tag's rate with all cores and with one thread: on a machine other jobs load,
+    spinning OpenMP threads can make all cores the slower, so the ratio is against the better."""
     tagger = Tagger.load(model, "cpu")
-    sentences = [q.split() for q in queries] * (n // len(queries) + 1)
-    sentences = sentences[:n]
-    tagger.tag(sentences[:2000])  # warm-up
-    start = time.perf_counter()
-    tagger.tag(sentences)
-    return n / (time.perf_counter() - start)
+    sentences = ([q.split() for q in queries] * (n // len(queries) + 1))[:n]
+    rates = {}
+    for threads in sorted({os.cpu_count() or 1, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        tagger.tag(sentences[:2000])  # warm-up
+        start = time.perf_counter()
+        tagger.tag(sentences)
+        rates[f"threads_{threads}"] = round(n / (time.perf_counter() - start), 1)
+    return rates
 
 
 def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float]:
@@ -65,69 +75,103 @@ def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float]:
     return float(rss), float(seconds)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+def worker_env(args: argparse.Namespace, db_url: str, model: str) -> dict[str, str]:
+    """The workers' environment: the machine's defaults, unless --torch-threads sets them."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    env.update(NERQ_BROKER_URL=args.redis, NERQ_DATABASE_URL=db_url, NERQ_MODEL=model)
+    if args.torch_threads:
+        env["NERQ_TORCH_THREADS"] = str(args.torch_threads)
+    return env
+
+
+def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, logs: Path) -> list[subprocess.Popen]:
+    """--workers bin/worker processes, returned once each says it is ready."""
+    concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+    workers = [
+        subprocess.Popen([str(BIN / "worker"), "--device", "cpu", *concurrency, "--queues", queue],
+                         env=env, stdout=open(logs / f"w{i}.log", "w"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
+        for i in range(args.workers)
+    ]
+    deadline = time.monotonic() + 300
+    while not all(" ready." in (logs / f"w{i}.log").read_text() for i in range(args.workers)):
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            stop_workers(workers)
+            raise RuntimeError(f"workers did not start: see {logs}")
+        time.sleep(0.2)
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for w in workers:
+        if w.poll() is None:
+            os.killpg(w.pid, signal.SIGTERM)
+    for w in workers:
+        w.wait(120)
+
+
+def end_to_end(args: argparse.Namespace, env: dict[str, str], queue: str, qfile: Path) -> dict[str, dict]:
+    """Seconds and rate of bin/submit --wait (reading, storing, queueing, tagging) per chunk size."""
+    runs = {}
+    for chunk_size in args.chunk_sizes:
+        start = time.perf_counter()
+        subprocess.run([str(BIN / "submit"), str(qfile), "--queue", queue, "--wait", "--chunk-size", str(chunk_size)],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - start
+        runs[str(chunk_size)] = {"seconds": round(elapsed, 2), "sentences_per_s": round(args.sentences / elapsed, 1)}
+    return runs
+
+
+def submit_rss(args: argparse.Namespace, env: dict[str, str], queue: str, queries: list[str], tmp: Path) -> dict:
+    """bin/submit's peak RSS on --rss-sentences, queue mode, with no worker taking the chunks."""
+    big = tmp / "rss.txt"
+    write_queries(big, queries, args.rss_sentences)
+    mb, seconds = peak_rss_mb([str(BIN / "submit"), str(big), "--queue", queue], env)
+    redis.Redis.from_url(args.redis).delete(queue)  # no workers will ever take these
+    return {"sentences": args.rss_sentences, "peak_rss_mb": round(mb, 1), "seconds": round(seconds, 1)}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="var/models/current")
-    p.add_argument("--n", type=int, default=100_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--sentences", "--n", type=int, default=100_000, help="sentences in the end-to-end job")
+    p.add_argument("--workers", type=int, default=2, help="bin/worker processes")
+    p.add_argument("--concurrency", type=int, help="each worker's --concurrency (default: its own default)")
+    p.add_argument("--torch-threads", type=int, help="NERQ_TORCH_THREADS for the workers (default: unset)")
     p.add_argument("--chunk-sizes", type=int, nargs="+", default=[1000],
                    help="one end-to-end run per chunk size, same workers")
-    p.add_argument("--rss-n", type=int, default=1_000_000)
+    p.add_argument("--in-process-sentences", type=int, default=20_000, help="sentences of each in-process timing")
+    p.add_argument("--rss-sentences", type=int, default=1_000_000, help="bin/submit's memory run (0: skip it)")
     p.add_argument("--redis", default=os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/12"))
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     model = str(Path(args.model).resolve())
     queries = [" ".join(s.tokens) for s in read_corpus(default_test_file())]
-    cores = os.cpu_count() or 1
-    result: dict = {"model": model, "n": args.n, "workers": args.workers, "cores": cores}
-    torch.set_num_threads(cores)
-    result["in_process_sentences_per_s"] = round(in_process_rate(model, queries, min(args.n, 20_000)), 1)
-
+    in_process_n = min(args.sentences, args.in_process_sentences)
+    result: dict = {"model": model, "sentences": args.sentences, "workers": args.workers,
+                    "concurrency": args.concurrency or "default", "torch_threads": args.torch_threads or "default",
+                    "cores": os.cpu_count(), "in_process_before": in_process_rate(model, queries, in_process_n)}
     queue = f"bench_{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory() as tmp, scratch_database("postgresql") as db_url:
-        env = {**os.environ, "NERQ_BROKER_URL": args.redis, "NERQ_DATABASE_URL": db_url,
-               "NERQ_MODEL": model, "NERQ_TORCH_THREADS": str(max(1, cores // args.workers))}
+        env = worker_env(args, db_url, model)
         qfile = Path(tmp) / "queries.txt"
-        write_queries(qfile, queries, args.n)
-        workers = [
-            subprocess.Popen([str(BIN / "worker"), "--device", "cpu", "--concurrency", "1", "--queues", queue],
-                             env=env, stdout=open(Path(tmp) / f"w{i}.log", "w"), stderr=subprocess.STDOUT,
-                             start_new_session=True)
-            for i in range(args.workers)
-        ]
+        write_queries(qfile, queries, args.sentences)
+        workers = start_workers(args, env, queue, Path(tmp))
         try:
-            deadline = time.monotonic() + 120
-            while not all(" ready." in (Path(tmp) / f"w{i}.log").read_text() for i in range(args.workers)):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("workers did not start")
-                time.sleep(0.2)
-            runs = {}
-            for chunk_size in args.chunk_sizes:
-                start = time.perf_counter()
-                subprocess.run([str(BIN / "submit"), str(qfile), "--queue", queue, "--wait",
-                                "--chunk-size", str(chunk_size)], env=env, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                elapsed = time.perf_counter() - start
-                rate = args.n / elapsed
-                runs[str(chunk_size)] = {
-                    "seconds": round(elapsed, 2), "sentences_per_s": round(rate, 1),
-                    "ratio_vs_in_process": round(rate / result["in_process_sentences_per_s"], 3),
-                }
+            runs = end_to_end(args, env, queue, qfile)
         finally:
-            for w in workers:
-                os.killpg(w.pid, signal.SIGTERM)
-            for w in workers:
-                w.wait(60)
+            stop_workers(workers)
+        result["in_process_after"] = in_process_rate(model, queries, in_process_n)
+        in_process = statistics.mean(max(result[k].values()) for k in ("in_process_before", "in_process_after"))
+        result["in_process_sentences_per_s"] = round(in_process, 1)
+        for run in runs.values():
+            run["ratio_vs_in_process"] = round(run["sentences_per_s"] / in_process, 3)
         result["end_to_end_by_chunk_size"] = runs
-
-        rss = {}
-        for n in sorted({100_000, args.rss_n}):
-            big = Path(tmp) / f"q{n}.txt"
-            write_queries(big, queries, n)
-            mb, seconds = peak_rss_mb([str(BIN / "submit"), str(big), "--queue", queue], env)
-            rss[str(n)] = {"peak_rss_mb": round(mb, 1), "seconds": round(seconds, 1)}
-            big.unlink()
-        result["submit_peak_rss"] = rss
-        redis.Redis.from_url(args.redis).delete(queue)  # no workers will ever take these
+        if args.rss_sentences:
+            result["submit_peak_rss"] = submit_rss(args, env, queue, queries, Path(tmp))
     print(json.dumps(result, indent=2))
 
 

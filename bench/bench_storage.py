@@ -1,7 +1,9 @@
-"""Bulk-write speed of storage/: add_sentences, then save_tagged_chunk of every chunk (one
-transaction each, as workers do), then reading the results back, on a fresh SQLite file
-and/or a fresh PostgreSQL database. Sentences and their gold entities come from the corpus
-test file, repeated up to --n. Prints one JSON object; rates are medians over --repeats.
+"""Speed of storage/'s bulk paths, on a fresh SQLite file and/or a fresh PostgreSQL database:
+add_sentences, then save_tagged_chunk of every chunk with its entities (one transaction each,
+as workers do), then load_chunk_sentences of every chunk (as workers read them) and the
+exports iter_job_results and iter_job_entities. Sentences and their gold entities come from
+the corpus test file, repeated up to --n. Prints one JSON object; rates are medians over
+--repeats, and save_vs_add is the sink's rate against add_sentences' (target >= 0.5).
 
     .venv/bin/python bench/bench_storage.py --n 100000 --db both
 """
@@ -15,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,7 +32,9 @@ from storage import (  # noqa: E402
     create_chunks,
     create_job,
     get_engine,
+    iter_job_entities,
     iter_job_results,
+    load_chunk_sentences,
     save_tagged_chunk,
     session_scope,
 )
@@ -59,7 +64,20 @@ def read_all(session: Session, job_id: int, n: int) -> None:
     assert sum(1 for _ in iter_job_results(session, job_id)) == n
 
 
-def one_run(url: str, examples: list[Example], n: int, chunk_size: int) -> dict[str, float]:
+def read_entities(session: Session, job_id: int, n_entities: int) -> None:
+    assert sum(1 for _ in iter_job_entities(session, job_id)) == n_entities
+
+
+def load_chunks(url: str, job_id: int, chunks: list[tuple[int, int, int]]) -> float:
+    """Seconds to read every chunk's sentences, each in its own transaction as a worker does."""
+    start = time.perf_counter()
+    for _, first, stop in chunks:
+        with session_scope(url) as session:
+            assert len(load_chunk_sentences(session, job_id, first, stop)) == stop - first
+    return time.perf_counter() - start
+
+
+def one_run(url: str, examples: list[Example], n: int, n_entities: int, chunk_size: int) -> dict[str, float]:
     """Seconds for each phase of storing and reading one n-sentence job."""
     with session_scope(url) as s:
         job_id = create_job(s, name="bench", input_path="bench", input_sha256="0" * 64, input_format="bio").id
@@ -75,22 +93,27 @@ def one_run(url: str, examples: list[Example], n: int, chunk_size: int) -> dict[
         entities = [EntityRow(i, *span) for i, ex in rows for span in ex[2]]
         seconds["save_tagged_chunk"] += timed(url, save_tagged_chunk, job_id, chunk_idx, tags, entities)
 
+    seconds["load_chunk_sentences"] = load_chunks(url, job_id, chunks)
     seconds["iter_job_results"] = timed(url, read_all, job_id, n)
+    seconds["iter_job_entities"] = timed(url, read_entities, job_id, n_entities)
     return seconds
 
 
 def bench(
     kind: str, examples: list[Example], n: int, n_entities: int, chunk_size: int, repeats: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, Any]:
     with scratch_database(kind) as url:
         get_engine(url)  # migrate outside the timings
-        runs = [one_run(url, examples, n, chunk_size) for _ in range(repeats)]
-    report = {}
+        runs = [one_run(url, examples, n, n_entities, chunk_size) for _ in range(repeats)]
+    report: dict[str, Any] = {}
     for phase in runs[0]:
         median = statistics.median(run[phase] for run in runs)
         report[phase] = {"seconds": round(median, 3), "sentences_per_s": round(n / median)}
-        if phase == "save_tagged_chunk":
+        if phase in ("save_tagged_chunk", "iter_job_entities"):
             report[phase]["entity_rows_per_s"] = round(n_entities / median)
+    report["save_vs_add"] = round(
+        report["save_tagged_chunk"]["sentences_per_s"] / report["add_sentences"]["sentences_per_s"], 3
+    )
     return report
 
 

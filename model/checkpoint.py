@@ -16,14 +16,17 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from .data import file_sha256
-from .network import BiLSTMTagger, ModelConfig
 from .vocab import Vocab
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: registering a model
+    import torch  # directory (bin/submit) only hashes files
+
+    from .network import BiLSTMTagger
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.json", "vocab.json", "model.safetensors", "metrics.json"
 
@@ -33,6 +36,8 @@ class ModelLoadError(RuntimeError):
 
 
 def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: dict) -> Path:
+    from safetensors.torch import save_file
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -80,6 +85,10 @@ def weights_sha256(path: str | Path) -> str:
 
 
 def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger, Vocab]:
+    from safetensors.torch import load_file
+
+    from .network import BiLSTMTagger, ModelConfig
+
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: no model directory here (train one with bin/train)")

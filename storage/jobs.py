@@ -137,12 +137,18 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
     return ranges
 
 
+# Reads below select Core columns, not ORM attributes: rows come back as plain tuples, without
+# the ORM's per-row loading machinery (bench/bench_storage.py measures them).
+_SENTENCES = _table(Sentence).c
+_ENTITIES = _table(Entity).c
+
+
 def load_chunk_sentences(session: Session, job_id: int, start: int, stop: int) -> list[tuple[int, list[str]]]:
     """(idx, tokens) of sentences start <= idx < stop, in input order."""
     stmt = (
-        select(Sentence.idx, Sentence.tokens)
-        .where(Sentence.job_id == job_id, Sentence.idx >= start, Sentence.idx < stop)
-        .order_by(Sentence.idx)
+        select(_SENTENCES.idx, _SENTENCES.tokens)
+        .where(_SENTENCES.job_id == job_id, _SENTENCES.idx >= start, _SENTENCES.idx < stop)
+        .order_by(_SENTENCES.idx)
     )
     return [(idx, tokens) for idx, tokens in session.execute(stmt)]
 
@@ -224,9 +230,9 @@ def iter_job_results(
     """(idx, tokens, tags or None if not tagged) in input order, fetched batch rows at a time
     (a server-side cursor on PostgreSQL): consume it inside the session scope."""
     stmt = (
-        select(Sentence.idx, Sentence.tokens, Sentence.tags)
-        .where(Sentence.job_id == job_id)
-        .order_by(Sentence.idx)
+        select(_SENTENCES.idx, _SENTENCES.tokens, _SENTENCES.tags)
+        .where(_SENTENCES.job_id == job_id)
+        .order_by(_SENTENCES.idx)
         .execution_options(yield_per=batch)
     )
     for idx, tokens, tags in session.execute(stmt):
@@ -237,13 +243,14 @@ def iter_job_entities(
     session: Session, job_id: int, label: str | None = None, batch: int = 5000
 ) -> Iterator[EntityRow]:
     """The job's entities (of one label, if given) in input order, streamed like iter_job_results."""
+    e = _ENTITIES
     stmt = (
-        select(Entity.sentence_idx, Entity.label, Entity.start, Entity.end, Entity.text)
-        .where(Entity.job_id == job_id)
-        .order_by(Entity.sentence_idx, Entity.start)
+        select(e.sentence_idx, e.label, e.start, e.end, e.text)
+        .where(e.job_id == job_id)
+        .order_by(e.sentence_idx, e.start)
         .execution_options(yield_per=batch)
     )
     if label is not None:
-        stmt = stmt.where(Entity.label == label)
+        stmt = stmt.where(e.label == label)
     for row in session.execute(stmt):
-        yield EntityRow(*row)
+        yield EntityRow._make(row)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 from kombu.exceptions import ChannelError
@@ -44,9 +43,9 @@ def warm_up() -> None:
     """Load the current model now (NERQ_MODEL, else the promoted version, else
     var/models/current), so the first chunk does not pay for it. Jobs name their own model
     version, so a version promoted later is loaded on first use, without a restart."""
-    threads = int(os.environ.get("NERQ_TORCH_THREADS", 0))
-    if threads:
-        torch.set_num_threads(threads)
+    import torch  # here, not at import: bin/submit sends tasks through this app without torch
+
+    torch.set_num_threads(settings.torch_threads)
     try:
         model_dir = current_model_dir()
         tagger = preload(model_dir, settings.device)

@@ -30,6 +30,7 @@ class Settings:
     sweep_interval_seconds: float = 60.0  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
     db_retry_seconds: float = 300.0  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
     metrics_port: int | None = None  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
+    torch_threads: int = 1  # NERQ_TORCH_THREADS: torch threads per worker process (README, "Sizing CPU workers")
     # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
     # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
     sweep_queue: str = DEFAULT_SWEEP_QUEUE
@@ -69,5 +70,6 @@ class Settings:
             sweep_interval_seconds=float(env.get("NERQ_SWEEP_INTERVAL_SECONDS", 60)),
             db_retry_seconds=float(env.get("NERQ_DB_RETRY_SECONDS", 300)),
             metrics_port=int(env["NERQ_METRICS_PORT"]) if env.get("NERQ_METRICS_PORT") else None,
+            torch_threads=int(env.get("NERQ_TORCH_THREADS") or 1),
             sweep_queue=env.get("NERQ_SWEEP_QUEUE") or DEFAULT_SWEEP_QUEUE,
         )

@@ -202,6 +202,12 @@ def test_app_services_share_broker_database_and_models(name: str) -> None:
     assert volume_targets(name).get(MODELS_MOUNT) == "models", f"{name} must mount models at {MODELS_MOUNT}"
 
 
+def test_cpu_workers_never_run_more_busy_threads_than_processes() -> None:
+    env = environment("worker-cpu")
+    assert env.get("NERQ_TORCH_THREADS") == "${NERQ_TORCH_THREADS:-1}", env
+    assert env.get("OMP_WAIT_POLICY") == "PASSIVE", env
+
+
 def test_beat_keeps_its_schedule_on_a_volume() -> None:
     schedule = option_value(command_words("beat"), "--schedule-file")
     assert schedule, "bin/beat's default schedule file would be lost with its container"

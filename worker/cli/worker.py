@@ -60,13 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(gpus) > 1:
         return run_one_per_gpu(gpus, argv if argv is not None else sys.argv[1:], args.hostname, settings)
     if device.type == "cuda":
-        # CUDA does not survive fork: one process per GPU, tasks run in it.
+        # CUDA does not survive fork: one process per GPU, tasks run in it, with the node's
+        # cores for the work that stays on the CPU.
         pool, concurrency = "solo", 1
+        os.environ.setdefault("NERQ_TORCH_THREADS", str(cores))
     else:
+        # One torch thread per process (Settings.torch_threads): however many workers share the
+        # node, threads never outnumber processes, so --concurrency alone sizes the node.
         pool, concurrency = "prefork", args.concurrency or cores
     os.environ["NERQ_DEVICE"] = device.type
-    # Each CPU process gets its share of the cores, so processes do not oversubscribe them.
-    os.environ.setdefault("NERQ_TORCH_THREADS", str(max(1, cores // concurrency)))
     from ..celery_app import app
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]

@@ -1,0 +1,74 @@
+"""save_tagged_chunk stores a chunk's tags set-based (one statement on PostgreSQL, one
+executemany on SQLite): what it stores must be exactly what one UPDATE per sentence stores."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import String, cast, select, update
+from sqlalchemy.orm import Session
+
+import storage
+from storage.schema import Entity, Sentence, utcnow
+
+TOKENS = ["naïve", "東京", "🎬", "o'brien", '"quoted"', "back\\slash", "tab\there", "O"]
+TAGS = ["O", "B-Actor", "I-Actor", "B-Título", "I-Título", "O", "B-Year", "O"]
+
+
+def example(i: int) -> tuple[list[str], list[str], list[storage.EntityRow]]:
+    """Sentence i: unicode and quoting in tokens and tags; every third one has no tokens at
+    all, and only even ones have entities (so some sentences, and some chunks, have none)."""
+    n = 0 if i % 3 == 2 else 1 + i % len(TOKENS)
+    tokens = [TOKENS[(i + k) % len(TOKENS)] for k in range(n)]
+    tags = [TAGS[(i + k) % len(TAGS)] for k in range(n)]
+    entities = [storage.EntityRow(i, "Título", 0, n, " ".join(tokens))] if n and i % 2 == 0 else []
+    return tokens, tags, entities
+
+
+def new_job(session: Session, n: int) -> int:
+    job_id = storage.create_job(session, name="sink", input_path="x", input_sha256="0" * 64, input_format="text").id
+    storage.add_sentences(session, job_id, ((i, example(i)[0]) for i in range(n)))
+    return job_id
+
+
+def store_per_row(session: Session, job_id: int, start: int, stop: int) -> None:
+    """The reference: one ORM-typed UPDATE and one INSERT per row."""
+    for i in range(start, stop):
+        _, tags, entities = example(i)
+        session.execute(
+            update(Sentence).where(Sentence.job_id == job_id, Sentence.idx == i).values(tags=tags, tagged_at=utcnow())
+        )
+        session.add_all(Entity(job_id=job_id, **e._asdict()) for e in entities)
+
+
+def stored(session: Session, job_id: int) -> tuple[list[tuple], list[tuple]]:
+    """Sentences as the database holds them (JSON as its text, and parsed) and entities."""
+    sentences = session.execute(
+        select(Sentence.idx, Sentence.tags, cast(Sentence.tags, String).label("raw"),
+               Sentence.tagged_at.is_(None).label("untagged"))
+        .where(Sentence.job_id == job_id).order_by(Sentence.idx)
+    ).all()
+    entities = session.execute(
+        select(Entity.sentence_idx, Entity.label, Entity.start, Entity.end, Entity.text)
+        .where(Entity.job_id == job_id).order_by(Entity.sentence_idx, Entity.start)
+    ).all()
+    return [tuple(r) for r in sentences], [tuple(r) for r in entities]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1200])
+def test_set_based_tags_equal_one_update_per_sentence(db_url: str, chunk_size: int) -> None:
+    n = chunk_size + 3  # a second chunk that stays untagged: the save touches its own rows only
+    with storage.session_scope(db_url) as s:
+        job_id, reference_id = new_job(s, n), new_job(s, n)
+        storage.create_chunks(s, job_id, chunk_size)
+    with storage.session_scope(db_url) as s:
+        tags = [(i, example(i)[1]) for i in range(chunk_size)]
+        entities = [e for i in range(chunk_size) for e in example(i)[2]]
+        assert storage.save_tagged_chunk(s, job_id, 0, tags, entities) == chunk_size
+    with storage.session_scope(db_url) as s:
+        store_per_row(s, reference_id, 0, chunk_size)
+    with storage.session_scope(db_url) as s:
+        assert stored(s, job_id) == stored(s, reference_id)
+        sentences, _ = stored(s, job_id)
+        assert [row[1] for row in sentences] == [example(i)[1] for i in range(chunk_size)] + [None] * 3
+        assert [row[3] for row in sentences] == [False] * chunk_size + [True] * 3
+        assert storage.get_job(s, job_id).n_done == chunk_size
