@@ -1,9 +1,10 @@
 """The model directory: config.json, vocab.json, model.safetensors, metrics.json.
 
 Written into a temporary sibling and renamed into place, so a crash never leaves a half model;
-read with safetensors and JSON only, so loading never runs pickled code. The weights file
-records the sha256 of config.json and vocab.json, so the weights' sha256 (a model version's
-identity) covers the whole directory: a tampered vocabulary is refused, never used.
+read with safetensors and JSON only, so loading never runs pickled code. Only saving and
+loading the weights import torch: checking or hashing a directory (bin/submit) does not.
+The weights file records the sha256 of config.json and vocab.json, so the weights' sha256 (a
+model version's identity) covers the whole directory: a tampered vocabulary is refused, never used.
 A model trained without an explicit directory gets a new var/models/<timestamp>, and
 var/models/current then points to it.
 """
@@ -16,14 +17,17 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from .data import file_sha256
-from .network import BiLSTMTagger, ModelConfig
 from .vocab import Vocab
+
+if TYPE_CHECKING:
+    import torch
+
+    from .network import BiLSTMTagger
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.json", "vocab.json", "model.safetensors", "metrics.json"
 
@@ -33,6 +37,8 @@ class ModelLoadError(RuntimeError):
 
 
 def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: dict) -> Path:
+    from safetensors.torch import save_file
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -80,6 +86,10 @@ def weights_sha256(path: str | Path) -> str:
 
 
 def load_model_dir(path: str | Path, device: torch.device) -> tuple[BiLSTMTagger, Vocab]:
+    from safetensors.torch import load_file
+
+    from .network import BiLSTMTagger, ModelConfig
+
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: no model directory here (train one with bin/train)")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -13,6 +16,8 @@ class DeviceUnavailable(RuntimeError):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' takes CUDA when this node has a GPU; asking for CUDA without one is an error."""
+    import torch  # here, not above: commands that only name a device (--device) stay quick
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

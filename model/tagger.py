@@ -9,12 +9,10 @@ import torch
 
 from .batching import Encoded, collate, encode, plan_batches
 from .checkpoint import load_model_dir
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .vocab import Vocab
-
-DEFAULT_BATCH_SIZE = 256
-DEFAULT_MAX_TOKENS = 8192  # padded tokens per batch: bounds memory for long inputs
 
 
 class Tagger:

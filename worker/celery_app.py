@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 from kombu.exceptions import ChannelError
@@ -46,6 +45,8 @@ def warm_up() -> None:
     version, so a version promoted later is loaded on first use, without a restart."""
     threads = int(os.environ.get("NERQ_TORCH_THREADS", 0))
     if threads:
+        import torch  # the worker's children load it with the model anyway; bin/submit never
+
         torch.set_num_threads(threads)
     try:
         model_dir = current_model_dir()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 import storage
-from model import Tagger
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
+
+if TYPE_CHECKING:
+    from model import Tagger
 
 _cache: dict[tuple[str, str], Tagger] = {}
 _lock = threading.Lock()
@@ -50,6 +53,8 @@ def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
                     f"{path}: weights sha256 {found or '(missing)'} does not match the registered "
                     f"{sha256}; refusing to tag with it"
                 )
+            from model import Tagger  # torch loads with the first model, not with this module
+
             tagger = _cache[key] = Tagger.load(path, device)
         return tagger
 

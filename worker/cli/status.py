@@ -8,7 +8,17 @@ import json
 import storage
 
 from .common import positive_int, run
-from .submit import progress_dict
+
+
+def progress_dict(job_id: int) -> dict:
+    """A job's progress as shown by bin/status JOB and bin/submit --wait."""
+    with storage.session_scope() as session:
+        p = storage.job_progress(session, job_id)
+    return {
+        "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
+        "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
+        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 import storage
 from model.corpus import FORMATS
@@ -20,7 +21,8 @@ from model.corpus import FORMATS
 from ..registry import current_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
-from .common import positive_int, run, setup_logging
+from .common import add_verbose_option, positive_int, run, setup_logging
+from .status import progress_dict
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,17 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_int, metavar="SECONDS",
                    help="with --wait: stop waiting after this long (exit 3; the job goes on)")
     p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
+    add_verbose_option(p)
     return p
-
-
-def progress_dict(job_id: int) -> dict:
-    with storage.session_scope() as session:
-        p = storage.job_progress(session, job_id)
-    return {
-        "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
-        "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
-        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors],
-    }
 
 
 def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> dict:
@@ -112,9 +105,13 @@ def _report(state: dict, as_json: bool, timeout: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     signal.signal(signal.SIGTERM, _interrupted)  # a stopped submit cleans up as on Ctrl-C
-    settings = Settings.from_env()
+    with logging_redirect_tqdm():  # log lines above the progress bars, never inside them
+        return _submit(args, Settings.from_env())
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
     if settings.broker_url:
         check_broker()
     job_id, chunks = _read(args, settings)

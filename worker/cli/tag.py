@@ -11,9 +11,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-from model import Tagger
 from model.corpus import FORMATS, read_sentences
-from model.tagger import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from model.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
 from .common import add_device_option, positive_int, run
 
@@ -63,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from model import Tagger  # torch loads here, not for --help or bin/results
+
     tagger = Tagger.load(args.model, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
