@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from model.checkpoint import read_metrics
-from model.train import preset_config, train
+from model.train import train
+from model.train_config import preset_config
 
 
 def summary(runs: list[dict]) -> dict:

@@ -31,7 +31,7 @@ from model.corpus import read_corpus
 from model.data import default_test_file
 from model.evaluation import score
 from model.network import decode
-from model.vocab import PAD_ID, UNK_ID, Vocab
+from model.vocab import PAD_ID, Vocab
 
 REFERENCE_BATCH = 256
 

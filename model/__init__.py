@@ -1,4 +1,7 @@
-"""BiLSTM-CRF tagger for movie-query entities: reading, batching, training, tagging, scoring."""
+"""BiLSTM-CRF tagger for movie-query entities: reading, batching, training, tagging, scoring.
+
+`Tagger` is imported on first use, so that reading a corpus (model.corpus, model.data) or a
+model directory's files (model.checkpoint) never pays for importing torch."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The model directory: config.json, vocab.json, model.safetensors, metrics.json.
 
 Written into a temporary sibling and renamed into place, so a crash never leaves a half model;
-read with safetensors and JSON only, so loading never runs pickled code. The weights file
-records the sha256 of config.json and vocab.json, so the weights' sha256 (a model version's
-identity) covers the whole directory: a tampered vocabulary is refused, never used.
+read with safetensors and JSON only, so loading never runs pickled code. Only saving and
+loading the weights import torch: checking or hashing a directory (bin/submit) does not.
+The weights file records the sha256 of config.json and vocab.json, so the weights' sha256 (a
+model version's identity) covers the whole directory: a tampered vocabulary is refused, never used.
 A model trained without an explicit directory gets a new var/models/<timestamp>, and
 var/models/current then points to it.
 """

@@ -87,6 +87,14 @@ def _read_text(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> 
             yield Sentence(tokens, None, line_no)
 
 
+def _json_reason(msg: str, column: int | None = None) -> str:
+    """`invalid JSON: unterminated string starting at column 9`, from json's terse message."""
+    reason = f"invalid JSON: {msg[:1].lower()}{msg[1:]}"
+    if column is None:
+        return reason
+    return f"{reason} column {column}" if msg.endswith(" at") else f"{reason} at column {column}"
+
+
 def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> Iterator[Sentence]:
     for line_no, text in lines:
         if not text.strip():
@@ -94,11 +102,11 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise CorpusFormatError(path, line_no, f"invalid JSON ({exc.msg})", text) from None
+            raise CorpusFormatError(path, line_no, _json_reason(exc.msg, exc.colno), text) from None
         except RecursionError:
-            raise CorpusFormatError(path, line_no, "invalid JSON (nested too deeply)", text) from None
+            raise CorpusFormatError(path, line_no, "invalid JSON: nested too deeply", text) from None
         except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
-            raise CorpusFormatError(path, line_no, f"invalid JSON ({str(exc).split(':')[0]})", text) from None
+            raise CorpusFormatError(path, line_no, _json_reason(str(exc).split(":")[0]), text) from None
         tokens = obj.get("tokens") if isinstance(obj, dict) else None
         if tokens is None and isinstance(obj, dict) and isinstance(obj.get("text"), str):
             tokens = obj["text"].split()

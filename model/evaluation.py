@@ -8,8 +8,12 @@ from collections.abc import Sequence
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
+from typing import TYPE_CHECKING
+
 from .corpus import Sentence
-from .tagger import Tagger
+
+if TYPE_CHECKING:
+    from .tagger import Tagger
 
 
 def _report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], strict: bool) -> dict:

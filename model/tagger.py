@@ -10,15 +10,11 @@ import torch
 
 from .batching import Batch, Encoded, collate, encode, plan_batches
 from .checkpoint import load_model_dir
+from .defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .inference import FastBiLSTM, resolve_precision
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .vocab import Vocab
-
-DEFAULT_BATCH_SIZE = 128  # CPU: sentences per batch (128 measured faster than 256: cache-sized steps)
-DEFAULT_MAX_TOKENS = 8192  # CPU: padded tokens per batch, bounds memory for long inputs
-CUDA_BATCH_SIZE = 4096  # a GPU needs wide batches to be busy; see bench/gpu_check.sh
-CUDA_MAX_TOKENS = 131072
 
 
 class Tagger:

@@ -11,13 +11,18 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 # What `storage` re-exports; the URL helpers below are for storage.db, bin/db and scratch databases.
-__all__ = ["database_url"]
+__all__ = ["BadDatabaseURL", "database_url"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"
 SQLITE_BUSY_TIMEOUT_S = 60  # writers queue up behind each other instead of failing "database is locked"
+
+
+class BadDatabaseURL(ValueError):
+    """A database URL that does not parse: a configuration to fix, not a failure to retry."""
 
 
 def database_url() -> str:
@@ -27,15 +32,26 @@ def database_url() -> str:
 
 def normalize_url(url: str | URL) -> URL:
     """A bare postgresql:// means psycopg 3 here (SQLAlchemy would pick psycopg2, not installed)."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadDatabaseURL("not a database URL: give sqlite:///FILE or "
+                             "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE") from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 
 def display_url(url: str | URL) -> str:
-    """The URL with its password masked, for messages."""
-    return normalize_url(url).render_as_string(hide_password=True)
+    """Any URL shown to a user or written to a log, the database's or the broker's, with its
+    password masked (kombu's failover lists, `url;url`, part by part). The one masker: an
+    unparseable URL is not shown at all, since its password could not be found."""
+    if isinstance(url, str) and ";" in url:
+        return ";".join(display_url(part) for part in url.split(";"))
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except ValueError:  # BadDatabaseURL, or a port that is not a number
+        return "(an unparseable URL)"
 
 
 def _sqlite_file(url: URL) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +17,15 @@ from sqlalchemy import Connection, event, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from .engine import database_url, make_engine
+from .engine import database_url, display_url, make_engine
 
 __all__ = ["current_revision", "head_revision", "upgrade"]  # what `storage` re-exports; bin/db uses the rest
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # One PostgreSQL advisory lock id for "migrating nerqueue's schema", held for the transaction.
 PG_LOCK_ID = zlib.crc32(b"nerqueue.storage.migrate")
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -62,10 +65,21 @@ def migration_connection(url: str | URL | None = None) -> Iterator[Connection]:
 
 
 def upgrade(url: str | URL | None = None, revision: str = "head") -> str | None:
-    """Migrate the database to `revision`; returns the revision it is at afterwards."""
+    """Migrate the database to `revision`; returns the revision it is at afterwards. A database
+    already there is only read (no lock, no Alembic run, nothing logged), so that every command
+    starting does not queue behind a writer; a migration that runs is logged in one line."""
+    target = head_revision() if revision == "head" else revision
+    if current_revision(url) == target:
+        return target
     with migration_connection(url) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        if before == target:  # another process migrated it while this one waited for the lock
+            return target
         command.upgrade(alembic_config(conn), revision)
-        return MigrationContext.configure(conn).get_current_revision()
+        after = MigrationContext.configure(conn).get_current_revision()
+    log.info("migrated the database %s from %s to %s", display_url(url or database_url()),
+             before or "empty", after)
+    return after
 
 
 def downgrade(url: str | URL | None = None, revision: str = "base") -> str | None:

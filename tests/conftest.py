@@ -34,7 +34,8 @@ TINY = dict(epochs=2, patience=2, word_dim=50, char_dim=16, char_filters=32, hid
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path) -> Path:
-    from model.train import preset_config, train
+    from model.train import train
+    from model.train_config import preset_config
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(preset_config("default", data_dir=str(small_data_dir), out=str(out), **TINY))

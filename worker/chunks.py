@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -20,7 +20,9 @@ from model.spans import bio_spans
 
 from . import metrics
 from .registry import load_tagger
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 T = TypeVar("T")
 

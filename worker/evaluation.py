@@ -13,21 +13,22 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 import storage
-from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
-from model.evaluation import evaluate
 
 from .registry import current_model_dir, load_tagger, register_model_dir
 from .regression import Thresholds, check_regression, describe
 from .schedule import slot_for
 from .settings import Settings
 from .slot_lock import SlotLock, slot_lock
+
+if TYPE_CHECKING:
+    from model import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def evaluate_and_record(
         if lock is not None and not lock.acquire(key):
             log.info("model version %d on %s: slot %s is being evaluated elsewhere", model_version_id, path, slot)
             return skipped
+    from model.evaluation import evaluate  # seqeval and torch: only where a model runs
+
     try:
         sentences = read_corpus(path)
         started = datetime.now(timezone.utc)

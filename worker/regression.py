@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .settings import Settings
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass(frozen=True)

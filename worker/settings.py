@@ -1,39 +1,64 @@
-"""Configuration from the environment: one place that names every variable the worker reads."""
+"""Configuration from the environment: one place that names every variable the worker reads.
+
+Parsed and checked by pydantic-settings when Settings.from_env() is called: a bad value is a
+ConfigError naming the variable and what it accepts, which every command prints as one line."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from model.devices import DEVICE_CHOICES
+
+from .errors import ConfigError
 
 DEFAULT_MODEL = "var/models/current"
 DEFAULT_CHUNK_SIZE = 1000  # sentences per task: see bench/bench_queue.py for the measurement
 DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
 DEFAULT_QUEUE = "nerqueue"  # the Celery queue of jobs submitted without --queue
 DEFAULT_SWEEP_QUEUE = "nerqueue.sweep"
+ENV_PREFIX = "NERQ_"
 
 
-@dataclass(frozen=True)
-class Settings:
-    broker_url: str | None  # NERQ_BROKER_URL; None selects the embedded in-process mode
-    model: str  # NERQ_MODEL: the model new jobs use
-    device: str  # NERQ_DEVICE: auto|cpu|cuda
-    chunk_size: int  # NERQ_CHUNK_SIZE
-    task_time_limit: int  # NERQ_TASK_TIME_LIMIT seconds: a chunk taking longer is killed and retried
-    max_retries: int  # NERQ_MAX_RETRIES: retries of a failing chunk before it is marked failed
-    model_set: bool = False  # NERQ_MODEL was given explicitly: it wins over a promoted version
+class Settings(BaseSettings):
+    """Each field is the variable NERQ_<FIELD>; an empty variable counts as unset."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True,
+                                      extra="ignore", protected_namespaces=())
+
+    broker_url: str | None = None  # NERQ_BROKER_URL; None selects the embedded in-process mode
+    model: str = DEFAULT_MODEL  # NERQ_MODEL: the model new jobs use
+    device: Literal[DEVICE_CHOICES] = "auto"  # NERQ_DEVICE
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=1)  # NERQ_CHUNK_SIZE
+    task_time_limit: int = Field(600, ge=1)  # NERQ_TASK_TIME_LIMIT seconds: a chunk taking longer is killed and retried
+    max_retries: int = Field(3, ge=0)  # NERQ_MAX_RETRIES: retries of a failing chunk before it is marked failed
     eval_schedule: str = DEFAULT_EVAL_SCHEDULE  # NERQ_EVAL_SCHEDULE: seconds, interval:N or 5-field cron
-    eval_sets: tuple[str, ...] = ()  # NERQ_EVAL_SETS: comma-separated BIO files (empty: corpus test file)
-    regression_f1: float = 1.0  # NERQ_REGRESSION_F1: overall F1 drop (points) that is a regression
-    regression_label_f1: float = 3.0  # NERQ_REGRESSION_LABEL_F1: per-label F1 drop that is one...
-    regression_min_support: int = 50  # NERQ_REGRESSION_MIN_SUPPORT: ...for labels with this support
-    stale_chunk_seconds: float = 600.0  # NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again
-    sweep_interval_seconds: float = 60.0  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
-    db_retry_seconds: float = 300.0  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
-    metrics_port: int | None = None  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
-    torch_threads: int = 1  # NERQ_TORCH_THREADS: torch threads per worker process (README, "Sizing CPU workers")
+    # NERQ_EVAL_SETS: comma-separated BIO files (empty: corpus test file)
+    eval_sets: Annotated[tuple[str, ...], NoDecode] = ()
+    regression_f1: float = Field(1.0, ge=0)  # NERQ_REGRESSION_F1: overall F1 drop (points) that is a regression
+    regression_label_f1: float = Field(3.0, ge=0)  # NERQ_REGRESSION_LABEL_F1: per-label F1 drop that is one...
+    regression_min_support: int = Field(50, ge=0)  # NERQ_REGRESSION_MIN_SUPPORT: ...for labels with this support
+    # NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again
+    stale_chunk_seconds: float = Field(600.0, gt=0)
+    sweep_interval_seconds: float = Field(60.0, gt=0)  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
+    db_retry_seconds: float = Field(300.0, ge=0)  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
+    metrics_port: int | None = Field(None, ge=1, le=65535)  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
+    torch_threads: int = Field(1, ge=1)  # NERQ_TORCH_THREADS: torch threads per worker process (README, "Sizing CPU workers")
     # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
     # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
     sweep_queue: str = DEFAULT_SWEEP_QUEUE
+
+    @field_validator("eval_sets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
+
+    @property
+    def model_set(self) -> bool:
+        """NERQ_MODEL was given explicitly: it wins over a promoted version."""
+        return "model" in self.model_fields_set
 
     @property
     def soft_time_limit(self) -> int:
@@ -52,24 +77,17 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
-        return cls(
-            broker_url=env.get("NERQ_BROKER_URL") or None,
-            model=env.get("NERQ_MODEL") or DEFAULT_MODEL,
-            device=env.get("NERQ_DEVICE", "auto"),
-            chunk_size=int(env.get("NERQ_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
-            task_time_limit=int(env.get("NERQ_TASK_TIME_LIMIT", 600)),
-            max_retries=int(env.get("NERQ_MAX_RETRIES", 3)),
-            model_set=bool(env.get("NERQ_MODEL")),
-            eval_schedule=env.get("NERQ_EVAL_SCHEDULE") or DEFAULT_EVAL_SCHEDULE,
-            eval_sets=tuple(p.strip() for p in env.get("NERQ_EVAL_SETS", "").split(",") if p.strip()),
-            regression_f1=float(env.get("NERQ_REGRESSION_F1", 1.0)),
-            regression_label_f1=float(env.get("NERQ_REGRESSION_LABEL_F1", 3.0)),
-            regression_min_support=int(env.get("NERQ_REGRESSION_MIN_SUPPORT", 50)),
-            stale_chunk_seconds=float(env.get("NERQ_STALE_CHUNK_SECONDS", 600)),
-            sweep_interval_seconds=float(env.get("NERQ_SWEEP_INTERVAL_SECONDS", 60)),
-            db_retry_seconds=float(env.get("NERQ_DB_RETRY_SECONDS", 300)),
-            metrics_port=int(env["NERQ_METRICS_PORT"]) if env.get("NERQ_METRICS_PORT") else None,
-            torch_threads=int(env.get("NERQ_TORCH_THREADS") or 1),
-            sweep_queue=env.get("NERQ_SWEEP_QUEUE") or DEFAULT_SWEEP_QUEUE,
-        )
+        """The settings of this process's environment; a bad value raises ConfigError."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error: dict) -> str:
+    """`NERQ_CHUNK_SIZE='abc': input should be a valid integer (unset: 1000)`."""
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    default = Settings.model_fields[name].default if name in Settings.model_fields else None
+    unset = f" (unset: {default})" if default not in (None, ()) else ""
+    message = error["msg"][0].lower() + error["msg"][1:]
+    return f"{ENV_PREFIX}{name.upper()}={error['input']!r}: {message}{unset}"

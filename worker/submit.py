@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import storage
 from model.corpus import CorpusFormatError, read_sentences
 from model.data import file_sha256
+from storage.engine import display_url
 
 from .chunks import ChunkLimits, fail_chunk, run_chunk
 from .errors import BrokerUnavailable
 from .registry import register_model_dir
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ def check_broker() -> None:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
     except Exception as exc:
         raise BrokerUnavailable(
-            f"cannot reach the broker at {app.conf.broker_url} ({exc}); start Redis, or unset "
+            f"cannot reach the broker at {display_url(app.conf.broker_url)} ({exc}); start Redis, or unset "
             "NERQ_BROKER_URL to tag in this process"
         ) from None
 

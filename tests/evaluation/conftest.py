@@ -31,7 +31,8 @@ def eval_file(tmp_path_factory: pytest.TempPathFactory, test_file: Path) -> Path
 def good_model(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path) -> Path:
     """Like tiny_model but without weight averaging or refit, for 5 epochs: about 50 F1 in
     ~15 s (tiny_model's averaged weights stay near 1 F1, too low to regress from)."""
-    from model.train import preset_config, train
+    from model.train import train
+    from model.train_config import preset_config
 
     out = tmp_path_factory.mktemp("models") / "good"
     train(preset_config("default", data_dir=str(small_data_dir), out=str(out),

@@ -106,9 +106,11 @@ def test_text_and_jsonl():
     assert [s.tokens for s in sents] == [["a", "b"], ["c", "d", "e"]]
     with pytest.raises(CorpusFormatError, match=r":2: expected an object"):
         parse_text('{"tokens": ["a"]}\n{"words": 1}\n', "jsonl")
-    with pytest.raises(CorpusFormatError, match=r":1: invalid JSON"):
+    with pytest.raises(CorpusFormatError, match=r":1: invalid JSON: expecting property name .* at column 2: "):
         parse_text("{nope\n", "jsonl")
-    with pytest.raises(CorpusFormatError, match=r":1: invalid JSON \(nested too deeply\)"):
+    with pytest.raises(CorpusFormatError, match=r":2: invalid JSON: unterminated string starting at column 10: "):
+        parse_text('{"text": "one"}\n{"text": "two\n', "jsonl")
+    with pytest.raises(CorpusFormatError, match=r":1: invalid JSON: nested too deeply"):
         parse_text("[" * 100_000 + "\n", "jsonl")
     for bad in ('{"tokens": ["a\\ud800"]}', '{"tokens": ["a\\u0000b"]}', '{"text": "x \\u0007 y"}'):
         with pytest.raises(CorpusFormatError, match=r":1: a token contains a control character"):

@@ -12,7 +12,8 @@ from model import Tagger
 from model.checkpoint import ModelLoadError, load_model_dir
 from model.corpus import read_corpus
 from model.evaluation import evaluate
-from model.train import preset_config, train
+from model.train import train
+from model.train_config import preset_config
 from tests.conftest import TINY
 
 DEVICE = os.environ.get("NERQ_TEST_DEVICE", "cpu")  # bench/gpu_check.sh runs these tests on cuda too

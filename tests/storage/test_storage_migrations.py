@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -10,8 +12,9 @@ from storage_fakes import run_together
 
 import storage.engine
 from storage import create_job, current_revision, head_revision, session_scope, upgrade
-from storage.migrate import downgrade
+from storage.migrate import downgrade, migration_connection
 from storage.schema import Base
+from tests.support.polling import wait_until
 from tests.support.scratch import scratch_database
 
 TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
@@ -41,6 +44,18 @@ def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str)
         assert schema_of(url)[0] == {"alembic_version"}
         assert upgrade(url) == head_revision()
         assert schema_of(url) == (TABLES | {"alembic_version"}, [])
+
+
+def test_upgrade_of_a_current_database_waits_for_no_lock(kind: str) -> None:
+    """Every command upgrades as it starts: at head, it must not queue behind a process that
+    holds the migration lock (on SQLite, the write lock: a long bin/submit storing its input)."""
+    with scratch_database(kind) as url:
+        upgrade(url)
+        done: list[str | None] = []
+        with migration_connection(url):
+            threading.Thread(target=lambda: done.append(upgrade(url)), daemon=True).start()
+            wait_until(lambda: done, "upgrade of a database at head while the lock is held", timeout=30)
+        assert done == [head_revision()]
 
 
 def test_first_use_migrates_an_empty_database(kind: str) -> None:

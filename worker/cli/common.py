@@ -1,4 +1,6 @@
-"""What every command shares: options, logging set-up and turning known errors into one clear line."""
+"""What every command shares: options, logging set-up and turning known errors into one clear line.
+
+Imports nothing heavy (no torch, no pydantic): bin/status and every --help answer at once."""
 
 from __future__ import annotations
 
@@ -8,15 +10,17 @@ import os
 import sys
 from collections.abc import Callable
 
+from sqlalchemy.exc import InterfaceError, NoSuchModuleError, OperationalError
+
 from model.checkpoint import ModelLoadError
 from model.corpus import CorpusFormatError
 from model.data import CorpusNotFound
 from model.devices import DEVICE_CHOICES, DeviceUnavailable
 from storage import NotFound
+from storage.engine import BadDatabaseURL, database_url
 
-from ..errors import BrokerUnavailable
+from ..errors import BrokerUnavailable, ConfigError, database_problem
 from ..regression import Thresholds
-from ..settings import Settings
 
 # Errors a user can fix from the message alone: no traceback, exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -25,11 +29,18 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ModelLoadError,
     DeviceUnavailable,
     BrokerUnavailable,
+    ConfigError,
     NotFound,
     FileNotFoundError,
     PermissionError,
     IsADirectoryError,
 )
+# The database cannot be used as configured: unreachable, refused, missing, a bad URL, or a URL
+# naming a database SQLAlchemy has no dialect for.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, NoSuchModuleError,
+                                                    BadDatabaseURL)
+# Our loggers, shown at INFO (DEBUG with -v); every library's stays at WARNING (INFO with -v).
+OUR_LOGGERS = ("model", "worker", "storage", "bin")
 
 
 def positive_int(text: str) -> int:
@@ -48,25 +59,40 @@ def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None
     p.add_argument("--device", choices=DEVICE_CHOICES, default=default)
 
 
+def add_verbose_option(p: argparse.ArgumentParser) -> None:
+    """-v, the same for every command that logs: libraries' INFO lines too, and our DEBUG."""
+    p.add_argument("-v", "--verbose", action="store_true", help="log more, libraries (alembic, celery...) included")
+
+
 def regression_thresholds() -> Thresholds:
     """What bin/train and bin/evaluate --record flag as a regression (NERQ_REGRESSION_*)."""
+    from ..settings import Settings  # pydantic loads only for the commands that read settings
+
     return Thresholds.from_settings(Settings.from_env())
 
 
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _message(exc: BaseException) -> str:
+    """The one line a known error is reported as."""
+    text = database_problem(exc, database_url()) if isinstance(exc, DATABASE_ERRORS) else str(exc)
+    return " ".join(text.split("\n"))
 
 
 def run(main: Callable[[list[str] | None], int], prog: str, argv: list[str] | None = None) -> int:
     """Run a command's main, printing user errors as `prog: error: message`."""
     try:
         return main(argv)
-    except USER_ERRORS as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (*USER_ERRORS, *DATABASE_ERRORS) as exc:
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `bin/results 1 | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

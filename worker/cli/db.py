@@ -12,6 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage.engine import database_url, display_url
 from storage.migrate import current_revision, downgrade, head_revision, new_revision, upgrade
 
+from ..errors import database_problem
+from .common import run
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -47,13 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         else:
             revision = current_revision(url)
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's boilerplate
-        print(f"bin/db: error: {display_url(url)}: {cause}", file=sys.stderr)
+    except SQLAlchemyError as exc:  # a migration the database refused, too: the driver's line
+        print(f"bin/db: error: {database_problem(exc, url)}", file=sys.stderr)
         return 2
     print(f"{display_url(url)}: {describe(revision)}")
     return 0 if revision == head_revision() or args.command == "downgrade" else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "bin/db"))

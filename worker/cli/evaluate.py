@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import storage
-from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
-from model.evaluation import evaluate, format_table
 
 from ..evaluation import RunOutcome, record_result
 from ..registry import register_model_dir, resolve_model_dir
 from ..regression import describe
-from .common import add_device_option, regression_thresholds, run, setup_logging
+from .common import add_device_option, add_verbose_option, regression_thresholds, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="store the run in evaluation_runs (registers the model)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="with --record (implied): exit 1 when the run is flagged as a regression")
+    add_verbose_option(p)
     return p
 
 
@@ -57,6 +56,8 @@ def _record(result: dict[str, Any], version_id: int, test_file: Path, started: d
 
 
 def _print_scores(result: dict[str, Any], as_json: bool, test_file: Path, outcome: RunOutcome | None) -> None:
+    from model.evaluation import format_table
+
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     test_file = Path(args.test or default_test_file(args.data_dir))
     # registered first: a model that cannot be registered is not worth evaluating
     version_id = _register(model_dir) if record else None
+    from model import Tagger  # torch and seqeval load here, not for --help
+    from model.evaluation import evaluate
+
     tagger = Tagger.load(model_dir, args.device)
     sentences = read_corpus(test_file)
     started = datetime.now(timezone.utc)

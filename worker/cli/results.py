@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     untagged: list[int] = []
     with storage.session_scope() as session, open_output(args.output) as out:
-        storage.get_job(session, args.job)
+        status = storage.get_job(session, args.job).status
         if args.format == "entities":
             out.write("sentence_idx\tlabel\tstart\tend\ttext\n")
             for e in storage.iter_job_entities(session, args.job):
@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(json.dumps({"idx": idx, "tokens": tokens, "tags": tags}, ensure_ascii=False) + "\n")
     if untagged:
         shown = ", ".join(map(str, untagged[:20])) + (" ..." if len(untagged) > 20 else "")
-        print(f"bin/results: warning: {len(untagged)} sentences have no tags (their chunks failed or "
-              f"are not done yet): idx {shown}", file=sys.stderr)
+        why = (f"job {args.job} was cancelled before they were tagged" if status == "cancelled"
+               else "their chunks failed or are not done yet")
+        print(f"bin/results: warning: {len(untagged)} sentences have no tags ({why}): idx {shown}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 import storage
 from model.corpus import FORMATS
@@ -21,7 +22,7 @@ from ..job_times import job_times
 from ..registry import resolve_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
-from .common import positive_int, run, setup_logging
+from .common import add_verbose_option, positive_int, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_int, metavar="SECONDS",
                    help="with --wait: stop waiting after this long (exit 3; the job goes on)")
     p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
+    add_verbose_option(p)
     return p
 
 
@@ -117,9 +119,13 @@ def _report(state: dict, as_json: bool, timeout: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     signal.signal(signal.SIGTERM, _interrupted)  # a stopped submit cleans up as on Ctrl-C
-    settings = Settings.from_env()
+    with logging_redirect_tqdm():  # log lines above the progress bars, never inside them
+        return _submit(args, Settings.from_env())
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
     if settings.broker_url:
         check_broker()
     job_id, chunks = _read(args, settings)

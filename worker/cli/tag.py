@@ -11,9 +11,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-from model import Tagger
 from model.corpus import FORMATS, read_sentences
-from model.tagger import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
 from ..registry import resolve_model_dir
 from .common import add_device_option, positive_int, run
@@ -58,15 +57,18 @@ def parser() -> argparse.ArgumentParser:
                    help="text: one query per line; bio/conll: gold tags are ignored; jsonl")
     p.add_argument("-o", "--output", help="output file (default stdout)")
     add_device_option(p)
-    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS, help="padded tokens per batch")
+    p.add_argument("--batch-size", type=positive_int,
+                   help=f"sentences per batch (default {DEFAULT_BATCH_SIZE} on CPU, {CUDA_BATCH_SIZE} on CUDA)")
+    p.add_argument("--max-tokens", type=positive_int,
+                   help=f"padded tokens per batch (default {DEFAULT_MAX_TOKENS} on CPU, {CUDA_MAX_TOKENS} on CUDA)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size,
-                         max_tokens=args.max_tokens)
+    from model import Tagger  # torch loads here, not for --help or bin/results
+
+    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
         for block in _blocks(sentences, READ_AHEAD):

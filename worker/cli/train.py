@@ -6,15 +6,16 @@ import argparse
 import json
 import logging
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 import storage
-from model.evaluation import format_table
-from model.train import PRESETS, preset_config, train
+from model.train_config import PRESETS, preset_config
 
 from ..evaluation import record_training
 from ..regression import describe
-from .common import add_device_option, positive_int, regression_thresholds, run, setup_logging
+from .common import add_device_option, add_verbose_option, positive_int, regression_thresholds, run, setup_logging
 
-log = logging.getLogger("bin/train")
+log = logging.getLogger("bin.train")
 
 
 def promoted_elsewhere() -> bool:
@@ -40,12 +41,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     p.add_argument("--no-register", action="store_true",
                    help="do not register the model version nor record its test evaluation in SQL")
+    add_verbose_option(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
+    with logging_redirect_tqdm():  # log lines above the epoch's progress bar, never inside it
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model.evaluation import format_table  # torch and seqeval load here, not for --help
+    from model.train import train
+
     overrides = {
         k: v
         for k, v in {

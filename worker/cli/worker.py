@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tempfile
 
-import torch
-
 from model.devices import resolve_device
 
 from ..settings import DEFAULT_QUEUE, Settings
@@ -86,6 +84,8 @@ def visible_gpus() -> list[str]:
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
+    import torch  # here: bin/worker --help stays quick
+
     return [str(i) for i in range(torch.cuda.device_count())]
 
 

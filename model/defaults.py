@@ -1,0 +1,6 @@
+"""Inference defaults shared by the Tagger and bin/tag's options, importable without torch."""
+
+DEFAULT_BATCH_SIZE = 128  # CPU: sentences per batch (128 measured faster than 256: cache-sized steps)
+DEFAULT_MAX_TOKENS = 8192  # CPU: padded tokens per batch, bounds memory for long inputs
+CUDA_BATCH_SIZE = 4096  # a GPU needs wide batches to be busy; see bench/gpu_check.sh
+CUDA_MAX_TOKENS = 131072
