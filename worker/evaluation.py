@@ -23,6 +23,7 @@ from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
 from model.evaluation import evaluate
 
+from . import metrics
 from .registry import current_model_dir, load_tagger, register_model_dir
 from .regression import Thresholds, check_regression, describe
 from .schedule import slot_for
@@ -117,6 +118,7 @@ def evaluate_and_record(
             return skipped
     try:
         sentences = read_corpus(path)
+        metrics.record_evaluation()
         started = datetime.now(timezone.utc)
         result = evaluate(tagger, sentences)
         finished = datetime.now(timezone.utc)

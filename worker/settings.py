@@ -33,6 +33,7 @@ class Settings:
     # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
     # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
     sweep_queue: str = DEFAULT_SWEEP_QUEUE
+    model_cache: int = 2  # NERQ_MODEL_CACHE: model versions a worker process keeps loaded (least recently used go)
 
     @property
     def soft_time_limit(self) -> int:
@@ -70,4 +71,5 @@ class Settings:
             db_retry_seconds=float(env.get("NERQ_DB_RETRY_SECONDS", 300)),
             metrics_port=int(env["NERQ_METRICS_PORT"]) if env.get("NERQ_METRICS_PORT") else None,
             sweep_queue=env.get("NERQ_SWEEP_QUEUE") or DEFAULT_SWEEP_QUEUE,
+            model_cache=max(1, int(env.get("NERQ_MODEL_CACHE", 2))),
         )

@@ -12,9 +12,9 @@ from model.checkpoint import ModelLoadError
 from model.corpus import CorpusFormatError
 from model.data import CorpusNotFound
 from model.devices import DEVICE_CHOICES, DeviceUnavailable
-from storage import NotFound
+from storage import NotFound, SchemaMismatch
 
-from ..errors import BrokerUnavailable
+from ..errors import BrokerUnavailable, JobNotResumable
 from ..regression import Thresholds
 from ..settings import Settings
 
@@ -25,7 +25,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ModelLoadError,
     DeviceUnavailable,
     BrokerUnavailable,
+    JobNotResumable,
     NotFound,
+    SchemaMismatch,
     FileNotFoundError,
     PermissionError,
     IsADirectoryError,

@@ -17,6 +17,7 @@ from tqdm import tqdm
 import storage
 from model.corpus import FORMATS
 
+from ..owner import is_dead
 from ..registry import current_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
@@ -42,12 +43,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def progress_dict(job_id: int) -> dict:
+    """A job's state for display; `dead`: an in-process job whose owner stopped tagging it."""
     with storage.session_scope() as session:
         p = storage.job_progress(session, job_id)
+    dead = is_dead(p.status, p.queue, p.owner, p.heartbeat_at, Settings.from_env().stale_chunk_seconds)
     return {
         "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
         "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
         "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors],
+        "owner": p.owner, "dead": dead,
     }
 
 
@@ -63,7 +67,7 @@ def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> d
             time.sleep(poll)
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -78,13 +82,14 @@ def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple
         )
 
 
-def _tag_here(job_id: int, chunks: list[tuple[int, int, int]], total: int, settings: Settings) -> dict:
-    """The embedded mode: tag every chunk in this process; returns the job's final state."""
+def tag_here(job_id: int, chunks: list[tuple[int, int, int]], settings: Settings, prog: str = "bin/submit") -> dict:
+    """The embedded mode: tag these chunks in this process; returns the job's final state."""
+    total = sum(stop - start for _, start, stop in chunks)
     try:
         with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
             run_locally(job_id, chunks, settings, on_chunk=bar.update)
     except KeyboardInterrupt:
-        abandon(job_id, "bin/submit was interrupted while tagging in-process")
+        abandon(job_id, f"{prog} was interrupted while tagging in-process")
         raise
     return progress_dict(job_id)
 
@@ -97,7 +102,7 @@ def _queue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None:
         raise
 
 
-def _report(state: dict, as_json: bool, timeout: int | None) -> int:
+def report(state: dict, as_json: bool, timeout: int | None) -> int:
     """Print the job's final (or last seen) state; the exit status says how it ended."""
     if as_json:
         print(json.dumps(state))
@@ -113,7 +118,7 @@ def _report(state: dict, as_json: bool, timeout: int | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
-    signal.signal(signal.SIGTERM, _interrupted)  # a stopped submit cleans up as on Ctrl-C
+    signal.signal(signal.SIGTERM, interrupted)  # a stopped submit cleans up as on Ctrl-C
     settings = Settings.from_env()
     if settings.broker_url:
         check_broker()
@@ -121,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     total = chunks[-1][2] if chunks else 0
     print(job_id, flush=True)
     if not settings.broker_url:
-        return _report(_tag_here(job_id, chunks, total, settings), args.json, args.timeout)
+        return report(tag_here(job_id, chunks, settings), args.json, args.timeout)
     _queue(job_id, chunks, args.queue)
     if not args.wait:
         print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
         return 0
-    return _report(wait(job_id, total, args.timeout), args.json, args.timeout)
+    return report(wait(job_id, total, args.timeout), args.json, args.timeout)
 
 
 if __name__ == "__main__":
