@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, cast, column, func, select, update
+from sqlalchemy import Integer, Text, bindparam, cast, column, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -25,8 +25,8 @@ from .jobs import EntityRow
 from .schema import Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
-    "ChunkInfo", "claim_chunk", "mark_chunk_failed", "requeue_stale_chunks", "save_tagged_chunk",
-    "stale_queues", "touch_chunk",
+    "ChunkInfo", "claim_chunk", "mark_chunk_failed", "mark_chunks_sent", "requeue_stale_chunks",
+    "save_tagged_chunk", "touch_chunk",
 ]
 
 
@@ -106,14 +106,20 @@ def _move_chunk(
     return ChunkInfo(**row._mapping)
 
 
+def _beat_job(session: Session, job_id: int) -> None:
+    """The heartbeat of an in-process job (one with an owner), after its chunk row: lock order."""
+    session.execute(update(Job).where(Job.id == job_id, Job.owner.is_not(None)).values(heartbeat_at=utcnow()))
+
+
 def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | None:
     """A worker starts (or, redelivered, restarts) a chunk: running, one more attempt, and the
-    job running too. None when there is nothing to do: the chunk is done, failed or cancelled."""
+    job running too (and its heartbeat, in-process). None when there is nothing to do: the chunk is done, failed or cancelled."""
     chunk = _move_chunk(session, job_id, chunk_idx, "running", ACTIVE, attempt=True)
     if chunk is not None:
         session.execute(
             update(Job).where(Job.id == job_id, Job.status == "queued").values(status="running", started_at=utcnow())
         )
+        _beat_job(session, job_id)
     return chunk
 
 
@@ -124,25 +130,38 @@ def mark_chunk_failed(session: Session, job_id: int, chunk_idx: int, error: str)
 
 
 def touch_chunk(session: Session, job_id: int, chunk_idx: int) -> str:
-    """A worker's sign of life on its chunk (the sweeper requeues chunks that give none).
+    """A worker's sign of life on its chunk (the sweeper requeues chunks that give none), and on
+    its job when the job is tagged in-process (bin/status shows a silent one as dead).
     Returns the chunk's status: anything but running or queued tells the worker to stop."""
-    return _lock_chunk(session, job_id, chunk_idx).status
+    status = _lock_chunk(session, job_id, chunk_idx).status
+    _beat_job(session, job_id)
+    return status
 
 
-def requeue_stale_chunks(
-    session: Session, older_than_seconds: float, status: str = "running", queues: Collection[str] | None = None
-) -> list[tuple[int, int, str]]:
-    """Set chunks in `status` untouched for that long back to queued, and return them as
-    (job id, chunk idx, queue) for the caller to send again. Only jobs that went through a
-    broker take part (`queues` narrows them). One UPDATE: of two sweepers, one takes each chunk."""
+def mark_chunks_sent(session: Session, chunks: Iterable[tuple[int, int]]) -> None:
+    """Stamp sent_at on (job id, chunk idx) pairs whose messages the broker just accepted."""
+    keys = list(chunks)
+    if keys:
+        session.execute(
+            update(Chunk).where(tuple_(Chunk.job_id, Chunk.chunk_idx).in_(keys)).values(sent_at=_now(session))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def requeue_stale_chunks(session: Session, older_than_seconds: float, status: str = "running") -> list[tuple[int, int, str]]:
+    """Set chunks in `status` idle for that long back to queued, and return them as (job id,
+    chunk idx, queue) for the caller to send again. A running chunk is idle since its last
+    heartbeat; a queued one since its message was last sent (or, never sent, since it was
+    queued): lost with a crash before the send or with the broker's last writes, however
+    busy its queue is. Only jobs that went through a broker take part. One UPDATE: of two
+    sweepers, one takes each chunk."""
     _check(status, ACTIVE, "status")
     now = _now(session)
+    idle_since = Chunk.updated_at if status == "running" else func.coalesce(Chunk.sent_at, Chunk.updated_at)
     brokered = select(Job.id).where(Job.status.in_(ACTIVE), Job.queue.is_not(None))
-    if queues is not None:
-        brokered = brokered.where(Job.queue.in_(list(queues)))
     moved = session.execute(
         update(Chunk)
-        .where(Chunk.status == status, Chunk.updated_at < now - timedelta(seconds=older_than_seconds),
+        .where(Chunk.status == status, idle_since < now - timedelta(seconds=older_than_seconds),
                Chunk.job_id.in_(brokered))
         .values(status="queued", updated_at=now)
         .returning(Chunk.job_id, Chunk.chunk_idx)
@@ -150,17 +169,6 @@ def requeue_stale_chunks(
     ).all()
     queue_of = dict(session.execute(select(Job.id, Job.queue).where(Job.id.in_({j for j, _ in moved}))).all())
     return sorted((job_id, chunk_idx, queue_of[job_id]) for job_id, chunk_idx in moved)
-
-
-def stale_queues(session: Session, older_than_seconds: float) -> list[str]:
-    """Queues with jobs whose queued chunks have waited that long: if such a queue is empty
-    in the broker, their messages were lost (a flushed broker, a deleted queue)."""
-    cutoff = _now(session) - timedelta(seconds=older_than_seconds)
-    stmt = (
-        select(Job.queue).distinct().join(Chunk, Chunk.job_id == Job.id)
-        .where(Job.status.in_(ACTIVE), Job.queue.is_not(None), Chunk.status == "queued", Chunk.updated_at < cutoff)
-    )
-    return sorted(session.scalars(stmt))
 
 
 _ENTITY_COLUMNS = ("job_id", *EntityRow._fields)

@@ -1,4 +1,4 @@
-"""One engine per process and database, migrated on first use, and the session scope
+"""One engine per process and database, its schema checked on first use, and the session scope
 every caller works in."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .engine import database_url, make_engine, normalize_url
-from .migrate import upgrade
+from .migrate import ensure_schema
 
 __all__ = ["get_engine", "is_transient", "session_scope"]
 
@@ -36,7 +36,7 @@ def _entry(url: str | None) -> _Entry:
     with _lock:
         entry = _entries.get(key)
         if entry is None:
-            upgrade(key)
+            ensure_schema(key)
             engine = make_engine(key)
             # expire_on_commit=False: rows returned by the API stay readable after the scope ends.
             entry = _entries[key] = _Entry(engine, sessionmaker(engine, expire_on_commit=False), os.getpid())
@@ -49,8 +49,8 @@ def _entry(url: str | None) -> _Entry:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """The process's engine for `url` (default: $NERQ_DATABASE_URL or var/nerqueue.db);
-    the first call in a process migrates the database to the latest schema."""
+    """The process's engine for `url` (default: $NERQ_DATABASE_URL or var/nerqueue.db); the
+    first call in a process checks the schema (storage.migrate.ensure_schema: SQLite is migrated)."""
     return _entry(url).engine
 
 

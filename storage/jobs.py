@@ -22,7 +22,7 @@ from .schema import JOB_STATUSES, Chunk, Entity, Job, Sentence, utcnow
 __all__ = [
     "EntityRow", "JobProgress", "add_sentences", "cancel_job", "create_chunks", "create_job",
     "finish_job_if_complete", "get_job", "iter_job_entities", "iter_job_results", "job_progress",
-    "list_jobs", "load_chunk_sentences", "set_job_status",
+    "list_jobs", "load_chunk_sentences", "set_job_status", "take_over_job", "unfinished_chunks",
 ]
 
 
@@ -52,6 +52,9 @@ class JobProgress:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    queue: str | None = None  # None: tagged in-process, by owner
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def n_pending(self) -> int:
@@ -76,12 +79,16 @@ def create_job(
     input_format: str,
     model_version_id: int | None = None,
     queue: str | None = None,
+    model_path: str | None = None,
+    owner: str | None = None,
 ) -> Job:
-    """A queued job with no sentences yet (add_sentences, then create_chunks). `queue` is the
-    broker queue its chunks go to (None: tagged in-process)."""
+    """A queued job with no sentences yet (add_sentences, then create_chunks, in the same
+    transaction: a job is never seen half-made). `queue` is the broker queue its chunks go to
+    (None: tagged in-process, by `owner`); `model_path` the model directory it was submitted with."""
     job = Job(
         name=name, input_path=input_path, input_sha256=input_sha256, input_format=input_format,
-        model_version_id=model_version_id, queue=queue,
+        model_version_id=model_version_id, queue=queue, model_path=model_path, owner=owner,
+        heartbeat_at=utcnow() if owner is not None else None,
     )
     session.add(job)
     session.flush()
@@ -141,6 +148,13 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
 # the ORM's per-row loading machinery (bench/bench_storage.py measures them).
 _SENTENCES = _table(Sentence).c
 _ENTITIES = _table(Entity).c
+def unfinished_chunks(session: Session, job_id: int) -> list[tuple[int, int, int]]:
+    """(chunk_idx, start, stop) of the job's queued or running chunks: what is left to tag."""
+    rows = session.execute(
+        select(Chunk.chunk_idx, Chunk.start, Chunk.stop)
+        .where(Chunk.job_id == job_id, Chunk.status.in_(ACTIVE)).order_by(Chunk.chunk_idx)
+    )
+    return [(i, start, stop) for i, start, stop in rows]
 
 
 def load_chunk_sentences(session: Session, job_id: int, start: int, stop: int) -> list[tuple[int, list[str]]]:
@@ -166,6 +180,18 @@ def set_job_status(session: Session, job_id: int, status: str, error: str | None
     values["finished_at"] = now if status in FINISHED else None
     if session.execute(update(Job).where(Job.id == job_id).values(**values).returning(Job.id)).first() is None:
         raise NotFound(f"no job {job_id}")
+
+
+def take_over_job(session: Session, job_id: int, owner: str, previous: str | None) -> bool:
+    """Make `owner` the tagger of an unfinished in-process job still owned by `previous`: one
+    compare-and-set, so of two processes taking over a dead job, one wins (True)."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.queue.is_(None), Job.status.in_(ACTIVE), Job.owner.is_not_distinct_from(previous))
+        .values(owner=owner, heartbeat_at=utcnow())
+        .returning(Job.id)
+    )
+    return session.execute(stmt).first() is not None
 
 
 def finish_job_if_complete(session: Session, job_id: int) -> str | None:
@@ -218,6 +244,7 @@ def job_progress(session: Session, job_id: int, max_errors: int = 5) -> JobProgr
         n_failed=job.n_failed, chunks={status: n for status, n in chunks},
         chunk_errors=[(i, e or "") for i, e in errors],
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, error=job.error,
+        queue=job.queue, owner=job.owner, heartbeat_at=job.heartbeat_at,
     )
 
 

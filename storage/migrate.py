@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,19 +14,24 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from .engine import database_url, display_url, make_engine
+from .engine import database_url, display_url, make_engine, normalize_url
 
-__all__ = ["current_revision", "head_revision", "upgrade"]  # what `storage` re-exports; bin/db uses the rest
+__all__ = ["SchemaMismatch", "current_revision", "ensure_schema", "head_revision", "upgrade"]  # what `storage` re-exports; bin/db uses the rest
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # One PostgreSQL advisory lock id for "migrating nerqueue's schema", held for the transaction.
 PG_LOCK_ID = zlib.crc32(b"nerqueue.storage.migrate")
 
 log = logging.getLogger(__name__)
+
+
+class SchemaMismatch(RuntimeError):
+    """The database's schema is not the one this code was written for."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -111,3 +117,29 @@ def new_revision(message: str, url: str | URL | None = None) -> None:
         cfg = alembic_config(conn)
         number = sum(1 for _ in ScriptDirectory.from_config(cfg).walk_revisions()) + 1
         command.revision(cfg, message=message, autogenerate=True, rev_id=f"{number:04d}")
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:  # a revision of a newer nerqueue
+        return False
+
+
+def ensure_schema(url: str | URL) -> None:
+    """Make sure the code and the schema agree before a command uses the database. SQLite (one
+    machine) is migrated on first use. PostgreSQL, shared by nodes that may run other versions,
+    is migrated only with NERQ_AUTO_MIGRATE=1: otherwise `bin/db upgrade`, run once on purpose.
+    A schema newer than the code (a newer nerqueue migrated it) is refused on both."""
+    current, head = current_revision(url), head_revision()
+    if current == head:
+        return
+    where = display_url(url)
+    if current is not None and not _is_known(current):
+        raise SchemaMismatch(f"{where}: schema revision {current} is newer than this code's {head}: "
+                             "run the nerqueue version that migrated it")
+    if normalize_url(url).get_backend_name() == "sqlite" or os.environ.get("NERQ_AUTO_MIGRATE") == "1":
+        upgrade(url)
+        return
+    raise SchemaMismatch(f"{where}: schema revision {current or '(none)'} is older than this code's {head}: "
+                         "run bin/db upgrade (or set NERQ_AUTO_MIGRATE=1)")

@@ -109,6 +109,12 @@ class Job(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     # The Celery queue its chunks go to; NULL for jobs tagged in-process (no broker).
     queue: Mapped[str | None] = mapped_column(String(200))
+    # The model directory as submitted (a copy or move of the registered version's directory);
+    # workers load it from here, still checked against the version's sha256.
+    model_path: Mapped[str | None] = mapped_column(Text)
+    # In-process jobs: the bin/submit (host:pid) tagging it, and when it last showed progress.
+    owner: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     n_sentences: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -169,6 +175,8 @@ class Chunk(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When its message was last sent (NULL: never): the sweeper resends queued chunks sent too long ago.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EvaluationRun(Base):

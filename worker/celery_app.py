@@ -10,7 +10,6 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
-from kombu.exceptions import ChannelError
 
 from . import metrics
 from .registry import current_model_dir, preload
@@ -63,15 +62,6 @@ def _load_in_child(**_) -> None:
 def _serve_metrics(**_) -> None:
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-
-
-def queue_size(name: str) -> int:
-    """Messages waiting in a broker queue (0 for a queue the broker does not have)."""
-    with app.connection_for_write() as conn, conn.channel() as channel:
-        try:
-            return channel.queue_declare(queue=name, passive=True).message_count
-        except ChannelError:
-            return 0
 
 
 SWEEP_ENTRY = "sweep-stale-chunks"

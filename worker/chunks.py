@@ -112,7 +112,9 @@ def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  #
     if job.model_version_id is None:
         raise RuntimeError(f"job {job_id} has no model version")
     version = storage.get_model_version(session, job.model_version_id)
-    return version, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+    # The directory the job was submitted with (the version's first path for older jobs).
+    path = job.model_path or version.path
+    return version, path, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
 
 
 def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, list[str]],
@@ -127,8 +129,8 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
     claimed = in_transaction(lambda s: _claim(s, job_id, chunk_idx, limits.max_attempts), limits.db_retry_seconds)
     if claimed is None:
         return ChunkOutcome("skipped")
-    version, sentences = claimed
-    tagger = load_tagger(version.path, version.sha256, device)
+    version, path, sentences = claimed
+    tagger = load_tagger(path, version.sha256, device)
     metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
     indices = [i for i, _ in sentences]
     tokens = [t for _, t in sentences]

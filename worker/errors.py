@@ -47,3 +47,7 @@ def database_problem(exc: BaseException, url: str) -> str:
         if pattern.search(lowered):
             return f"{what} at {shown} ({detail}); {check}"
     return f"the database at {shown} failed ({detail}); {CHECK_URL}"
+
+
+class JobNotResumable(RuntimeError):
+    """bin/resume was given a job it must not take over (brokered, finished, or still alive)."""

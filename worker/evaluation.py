@@ -21,6 +21,7 @@ import storage
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
 
+from . import metrics
 from .registry import current_model_dir, load_tagger, register_model_dir
 from .regression import Thresholds, check_regression, describe
 from .schedule import slot_for
@@ -120,6 +121,7 @@ def evaluate_and_record(
 
     try:
         sentences = read_corpus(path)
+        metrics.record_evaluation()
         started = datetime.now(timezone.utc)
         result = evaluate(tagger, sentences)
         finished = datetime.now(timezone.utc)

@@ -30,6 +30,11 @@ CHUNK_FAILURES = Counter("nerqueue_chunk_failures", "Chunks given up on and mark
 MODEL = Gauge("nerqueue_model_info", "Model versions this worker has tagged with (value 1).",
               ["version", "name", "sha256", "device"], multiprocess_mode="max")
 
+# livesum: the models a worker holds now, over its live pool processes.
+MODELS_LOADED = Gauge("nerqueue_models_loaded", "Model versions held in memory (NERQ_MODEL_CACHE bounds each process).",
+                      multiprocess_mode="livesum")
+EVALUATIONS = Counter("nerqueue_evaluations", "Evaluations started (a slot held by another process is not).")
+
 
 def record_batch(lengths: list[int]) -> None:
     """One batch of sentences of these token lengths, padded to the longest."""
@@ -52,6 +57,14 @@ def record_failure() -> None:
 
 def record_model(version_id: int, name: str, sha256: str, device: str) -> None:
     MODEL.labels(str(version_id), name, sha256, device).set(1)
+
+
+def record_models_loaded(n: int) -> None:
+    MODELS_LOADED.set(n)
+
+
+def record_evaluation() -> None:
+    EVALUATIONS.inc()
 
 
 def serve(port: int) -> None:

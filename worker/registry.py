@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,10 +14,14 @@ from sqlalchemy.orm import Session
 import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 
+from . import metrics
+from .settings import Settings
+
 if TYPE_CHECKING:  # loaded where a tagger is: registering a model (bin/submit) needs no torch
     from model import Tagger
 
-_cache: dict[tuple[str, str], Tagger] = {}
+# The taggers of this process, least recently used first, at most NERQ_MODEL_CACHE of them.
+_cache: OrderedDict[tuple[str, str], Tagger] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -42,7 +48,9 @@ def register_model_dir(session: Session, model_dir: str | Path) -> storage.Model
 
 def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
     """A tagger for a registered version, loaded once per process and checked against the
-    registered weights hash, so a replaced or tampered file is refused, never used."""
+    registered weights hash, so a replaced or tampered file is refused, never used. Only the
+    NERQ_MODEL_CACHE versions used last stay loaded: a worker that sees many versions over its
+    life does not run out of (GPU) memory."""
     key = (path, sha256)
     with _lock:
         tagger = _cache.get(key)
@@ -55,8 +63,26 @@ def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
                 )
             from model import Tagger
 
+            _evict(Settings.from_env().model_cache - 1)
             tagger = _cache[key] = Tagger.load(path, device)
+        _cache.move_to_end(key)
+        metrics.record_models_loaded(len(_cache))
         return tagger
+
+
+def _evict(keep: int) -> None:
+    """Drop the least recently used taggers down to `keep`, and give their memory back (a
+    chunk still tagging with one keeps its own reference until it ends)."""
+    evicted = False
+    while len(_cache) > max(keep, 0):
+        _cache.popitem(last=False)
+        evicted = True
+    if evicted:
+        import torch  # loaded already: only a process holding taggers evicts one
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def preload(model_dir: str | Path, device: str = "auto") -> Tagger:
@@ -68,8 +94,6 @@ def preload(model_dir: str | Path, device: str = "auto") -> Tagger:
 def current_model_dir(session: Session | None = None) -> str:
     """The model directory new jobs use: NERQ_MODEL when set explicitly; otherwise the version
     promoted last (bin/promote); otherwise var/models/current."""
-    from .settings import Settings
-
     settings = Settings.from_env()
     if settings.model_set:
         return settings.model

@@ -51,16 +51,37 @@ def parse_schedule(spec: str) -> schedule | crontab:
         raise ScheduleError(f"bad cron string {spec!r}: {exc}") from None
 
 
+# Days to look back for a cron string's latest firing: 28 years, a whole cycle of dates and weekdays.
+_CRON_LOOKBACK_DAYS = 28 * 366
+
+
+def latest_cron_time(cron: crontab, now: datetime) -> datetime:
+    """The latest time <= now (UTC) that `cron` fires at, from its parsed fields, matched as
+    celery's crontab matches them (month, day of month and day of week must all match)."""
+    now = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    day = now
+    for _ in range(_CRON_LOOKBACK_DAYS):
+        if day.month in cron.month_of_year and day.day in cron.day_of_month and day.isoweekday() % 7 in cron.day_of_week:
+            latest = (now.hour, now.minute) if day.date() == now.date() else (23, 59)
+            times = [(h, m) for h in cron.hour for m in cron.minute if (h, m) <= latest]
+            if times:
+                hour, minute = max(times)
+                return day.replace(hour=hour, minute=minute)
+        day -= timedelta(days=1)
+    raise ScheduleError("the cron string never fires")
+
+
 def slot_for(spec: str, now: datetime | None = None) -> str:
     """The slot a scheduled run fired now belongs to: the start of its interval on a grid from
-    the epoch, or for cron the minute (cron fires at most once a minute)."""
+    the epoch, or for cron the scheduled time it fired for (the latest one <= now), so a beat
+    firing late, or a run that starts in the next minute, keeps its slot."""
     now = now or datetime.now(timezone.utc)
-    parse_schedule(spec)  # a bad spec fails here too
+    parsed = parse_schedule(spec)  # a bad spec fails here too
     seconds = _interval_seconds(spec)
     if seconds is not None:
         start = math.floor(now.timestamp() / seconds) * seconds
         return datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return latest_cron_time(parsed, now).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class SlotScheduler(PersistentScheduler):

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
     # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
     sweep_queue: str = DEFAULT_SWEEP_QUEUE
+    model_cache: int = Field(2, ge=1)  # NERQ_MODEL_CACHE: model versions a worker process keeps loaded (least recently used go)
 
     @field_validator("eval_sets", mode="before")
     @classmethod

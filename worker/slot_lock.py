@@ -4,8 +4,10 @@ do not both spend the time evaluating it."""
 from __future__ import annotations
 
 import logging
-import os
-import uuid
+
+import redis
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 
 from .settings import Settings
 
@@ -13,25 +15,31 @@ log = logging.getLogger(__name__)
 
 
 class SlotLock:
-    """A Redis lock per slot (SET NX EX), held while the slot is evaluated: a second worker given
-    the same slot at the same time skips it instead of evaluating it too. The unique index on
-    evaluation_runs stays the guarantee; the lock only saves the duplicate work."""
+    """redis-py's Lock per slot (SET NX PX to take it, an atomic check-and-delete to release
+    it, so a lock that expired and was taken by another worker is never released by us), held
+    while the slot is evaluated: a second worker given the same slot at the same time skips it
+    instead of evaluating it too. The unique index on evaluation_runs stays the guarantee that
+    a slot is recorded once; the lock saves the duplicate work."""
 
     def __init__(self, url: str, ttl: int, namespace: str = "") -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url)
         self.ttl, self.prefix = ttl, f"nerqueue:eval-lock:{namespace}:"
-        self.token = f"{os.getpid()}-{uuid.uuid4().hex}"
+        self._held: dict[str, Lock] = {}
 
     def acquire(self, key: str) -> bool:
-        return bool(self.client.set(self.prefix + key, self.token, nx=True, ex=self.ttl))
+        lock = self.client.lock(self.prefix + key, timeout=self.ttl, blocking=False)
+        if not lock.acquire():
+            return False
+        self._held[key] = lock
+        return True
 
     def release(self, key: str) -> None:
+        lock = self._held.pop(key, None)
+        if lock is None:
+            return
         try:
-            if self.client.get(self.prefix + key) == self.token.encode():
-                self.client.delete(self.prefix + key)
-        except Exception as exc:  # it expires by itself
+            lock.release()
+        except (LockError, RedisError) as exc:  # expired meanwhile, or Redis is away: it expires by itself
             log.warning("could not release the evaluation lock %s: %s", key, exc)
 
 

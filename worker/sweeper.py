@@ -11,28 +11,23 @@ import storage
 log = logging.getLogger(__name__)
 
 
-def sweep(
-    older_than_seconds: float,
-    queue_size: Callable[[str], int],
-    send: Callable[[int, int, str], None],
-) -> list[tuple[int, int, str]]:
+def sweep(older_than_seconds: float, send: Callable[[int, int, str], None]) -> list[tuple[int, int, str]]:
     """Requeue and send again (job id, chunk idx, queue) for:
 
     - running chunks without a heartbeat for that long (their worker died or hangs), and
-    - queued chunks that long in a queue the broker holds empty (their messages were lost:
-      a Redis restarted without persistence, a deleted queue). While a queue still holds
-      messages they may be among them, so they wait; a duplicate message is harmless anyway
-      (claim_chunk skips a finished chunk), a lost one is not.
+    - queued chunks whose message was sent that long ago, or never (a crash between storing
+      chunks and sending them, a Redis that lost its last writes or restarted empty, a deleted
+      queue), whatever the depth of their queue: on a queue that never drains, waiting for
+      it to empty would wait forever. A duplicate message is harmless (a chunk is saved once,
+      and claim_chunk skips a finished one); a lost one is not.
     """
     with storage.session_scope() as session:
-        waiting = storage.stale_queues(session, older_than_seconds)
-    empty = [queue for queue in waiting if queue_size(queue) == 0]
-    with storage.session_scope() as session:
         chunks = storage.requeue_stale_chunks(session, older_than_seconds, "running")
-        if empty:
-            chunks += storage.requeue_stale_chunks(session, older_than_seconds, "queued", empty)
+        chunks += storage.requeue_stale_chunks(session, older_than_seconds, "queued")
     for job_id, chunk_idx, queue in chunks:
         send(job_id, chunk_idx, queue)
+    with storage.session_scope() as session:
+        storage.mark_chunks_sent(session, [(job_id, chunk_idx) for job_id, chunk_idx, _ in chunks])
     if chunks:
         log.warning("sweeper: sent %d stale chunks again: %s", len(chunks),
                     ", ".join(f"job {j} chunk {c}" for j, c, _ in chunks[:20]))

@@ -9,7 +9,7 @@ from celery.exceptions import TimeLimitExceeded
 
 from model.checkpoint import ModelLoadError
 
-from .celery_app import app, queue_size, settings
+from .celery_app import app, settings
 from .chunks import ChunkGaveUp, ChunkLimits, ChunkOutcome, fail_chunk, run_chunk
 from .sweeper import sweep
 
@@ -60,7 +60,7 @@ def sweep_stale_chunks(older_than_seconds: float | None = None) -> list[list]:
     """Send again the chunks that made no progress for that long (default NERQ_STALE_CHUNK_SECONDS).
     bin/beat sends this every NERQ_SWEEP_INTERVAL_SECONDS, with its own NERQ_STALE_CHUNK_SECONDS."""
     older_than = settings.stale_chunk_seconds if older_than_seconds is None else older_than_seconds
-    return [list(c) for c in sweep(older_than, queue_size, send_chunk)]
+    return [list(c) for c in sweep(older_than, send_chunk)]
 
 
 @app.task(name="nerqueue.evaluate_model")

@@ -157,7 +157,12 @@ def test_schedule_specs_and_slots():
     t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert slot_for("3600", t) == "2026-01-02T03:00:00Z"
     assert slot_for("interval:2", t) == "2026-01-02T03:04:04Z"
-    assert slot_for("0 3 * * *", t) == "2026-01-02T03:04Z"
+    # Cron: the scheduled time it fired for, however late in the minute or the hour it fired.
+    assert slot_for("0 3 * * *", t) == "2026-01-02T03:00Z"
+    assert slot_for("0 3 * * *", datetime(2026, 1, 2, 2, 59, tzinfo=timezone.utc)) == "2026-01-01T03:00Z"
+    assert slot_for("*/15 * * * *", t) == "2026-01-02T03:00Z"
+    assert slot_for("30 4 * * 1", t) == "2025-12-29T04:30Z"  # a Friday: back to Monday's
+    assert slot_for("0 0 29 2 *", t) == "2024-02-29T00:00Z"
 
 
 def test_beat_config_file_and_bad_schedule(tmp_path):

@@ -22,7 +22,6 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def migrated_url(kind: str) -> Iterator[str]:
     with scratch_database(kind) as url:
-        get_engine(url)  # migrates on first use
         yield url
 
 

@@ -183,10 +183,13 @@ def test_requeue_stale_chunks(session: Session) -> None:
     assert storage.requeue_stale_chunks(session, 600) == []  # requeued and touched: one sweeper takes it
     assert storage.claim_chunk(session, job_id, 1).attempts == 2  # the next start counts
 
-    assert storage.stale_queues(session, 600) == ["gpu"]  # chunk 3 waited an hour in the gpu queue
-    assert storage.requeue_stale_chunks(session, 600, "queued", ["cpu"]) == []
-    assert storage.requeue_stale_chunks(session, 600, "queued", ["gpu"]) == [(job_id, 3, "gpu")]
-    assert storage.stale_queues(session, 600) == []
+    # Queued chunks: idle since their message was sent (never sent: since they were queued).
+    assert storage.requeue_stale_chunks(session, 600, "queued") == [(job_id, 3, "gpu")]  # an hour, never sent
+    storage.mark_chunks_sent(session, [(job_id, 3), (job_id, 4)])
+    age(session, job_id, 4)  # queued an hour ago, but its message was just sent
+    assert storage.requeue_stale_chunks(session, 600, "queued") == []
+    session.execute(update(Chunk).where(Chunk.job_id == job_id).values(sent_at=utcnow() - timedelta(hours=1)))
+    assert storage.requeue_stale_chunks(session, 600, "queued") == [(job_id, 3, "gpu"), (job_id, 4, "gpu")]
     storage.cancel_job(session, job_id)
     age(session, job_id, 4)
     assert storage.requeue_stale_chunks(session, 600, "queued") == []  # a cancelled job is left alone

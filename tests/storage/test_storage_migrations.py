@@ -6,15 +6,17 @@ import threading
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, text
 from sqlalchemy.pool import NullPool
 from storage_fakes import run_together
 
 import storage.engine
-from storage import create_job, current_revision, head_revision, session_scope, upgrade
+from storage import SchemaMismatch, create_job, current_revision, head_revision, session_scope, upgrade
 from storage.migrate import downgrade, migration_connection
 from storage.schema import Base
 from tests.support.polling import wait_until
+from tests.support.procs import run_bin
 from tests.support.scratch import scratch_database
 
 TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
@@ -32,9 +34,9 @@ def schema_of(url: str) -> tuple[set[str], list]:
 
 def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str) -> None:
     assert set(Base.metadata.tables) == TABLES
-    with scratch_database(kind) as url:
+    with scratch_database(kind, migrated=False) as url:
         assert current_revision(url) is None
-        assert upgrade(url) == head_revision() == "0003"
+        assert upgrade(url) == head_revision() == "0004"
         tables, diff = schema_of(url)
         assert tables == TABLES | {"alembic_version"}
         assert diff == []
@@ -58,16 +60,51 @@ def test_upgrade_of_a_current_database_waits_for_no_lock(kind: str) -> None:
         assert done == [head_revision()]
 
 
-def test_first_use_migrates_an_empty_database(kind: str) -> None:
-    with scratch_database(kind) as url:
+def test_first_use_migrates_sqlite_but_not_postgresql(kind: str, monkeypatch) -> None:
+    """SQLite (one machine) is migrated on first use; PostgreSQL, shared by nodes, only with
+    NERQ_AUTO_MIGRATE=1: otherwise the command refuses, naming bin/db upgrade."""
+    monkeypatch.delenv("NERQ_AUTO_MIGRATE", raising=False)
+    with scratch_database(kind, migrated=False) as url:
+        assert upgrade(url, "0003") == "0003"
+        if kind == "postgresql":
+            with pytest.raises(SchemaMismatch, match=r"revision 0003 is older than this code's .*run bin/db upgrade"):
+                with session_scope(url):
+                    pass
+            assert current_revision(url) == "0003"
+            monkeypatch.setenv("NERQ_AUTO_MIGRATE", "1")
         with session_scope(url) as session:
             job = create_job(session, name="j", input_path="in.txt", input_sha256="0" * 64, input_format="text")
         assert job.id is not None and job.status == "queued"
         assert current_revision(url) == head_revision()
 
 
-def test_processes_starting_together_migrate_once(kind: str) -> None:
+def test_a_schema_newer_than_the_code_is_refused(kind: str, monkeypatch) -> None:
+    monkeypatch.setenv("NERQ_AUTO_MIGRATE", "1")
     with scratch_database(kind) as url:
+        with storage.engine.make_engine(url, poolclass=NullPool).begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaMismatch, match=r"revision 9999 is newer than this code's"):
+            with session_scope(url):
+                pass
+
+
+def test_commands_refuse_a_mismatched_postgresql_schema_in_one_line() -> None:
+    with scratch_database("postgresql", migrated=False) as url:
+        upgrade(url, "0003")
+        env = {"NERQ_DATABASE_URL": url, "NERQ_AUTO_MIGRATE": ""}
+        for command in ("status", "worker"):
+            res = run_bin(command, env={**env, "NERQ_BROKER_URL": "redis://127.0.0.1:1/0"})
+            assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+            (line,) = res.stderr.splitlines()
+            assert line.startswith(f"bin/{command}: error: ") and "run bin/db upgrade" in line, line
+        assert current_revision(url) == "0003"
+        res = run_bin("status", env={**env, "NERQ_AUTO_MIGRATE": "1"})
+        assert res.returncode == 0, res.stderr
+        assert current_revision(url) == head_revision()
+
+
+def test_processes_starting_together_migrate_once(kind: str) -> None:
+    with scratch_database(kind, migrated=False) as url:
         assert run_together(upgrade, (url,), (url,)) == [head_revision()] * 2
         assert schema_of(url)[1] == []
 

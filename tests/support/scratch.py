@@ -15,6 +15,7 @@ from sqlalchemy import exc
 from sqlalchemy.pool import NullPool
 
 from storage.engine import display_url, make_engine, normalize_url
+from storage.migrate import upgrade
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KINDS = ("sqlite", "postgresql")
@@ -26,9 +27,18 @@ def pg_admin_url() -> str:
 
 
 @contextmanager
-def scratch_database(kind: str) -> Iterator[str]:
-    """Yield the URL of a new empty database of `kind` (sqlite or postgresql); drop it on exit.
-    An unreachable PostgreSQL server is an error, never a skip."""
+def scratch_database(kind: str, migrated: bool = True) -> Iterator[str]:
+    """Yield the URL of a new database of `kind` (sqlite or postgresql), migrated to the latest
+    schema as `bin/db upgrade` does (or empty: migrated=False); drop it on exit. An unreachable
+    PostgreSQL server is an error, never a skip."""
+    with _new_database(kind) as url:
+        if migrated:
+            upgrade(url)
+        yield url
+
+
+@contextmanager
+def _new_database(kind: str) -> Iterator[str]:
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="nerq_t_") as tmp:
             yield f"sqlite:///{Path(tmp) / 'nerq.db'}"

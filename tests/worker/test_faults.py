@@ -10,14 +10,17 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 
-from model.checkpoint import load_model_dir, read_metrics, save_model_dir
+from storage import upgrade
+
 from tests.support.jobs import (
     assert_tagged_exactly_once,
     chunk_states,
@@ -27,6 +30,7 @@ from tests.support.jobs import (
     submit,
     wait_job,
 )
+from tests.support.models import nudged_copy
 from tests.support.polling import wait_until
 from tests.support.procs import BIN, run_bin
 from tests.worker.conftest import BIG_REPEAT
@@ -46,7 +50,9 @@ def private_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
-    yield from running(PostgresServer())
+    for server in running(PostgresServer()):
+        upgrade(server.url)  # as bin/db upgrade does before workers start
+        yield server
 
 
 def n_done(url: str, job_id: int) -> int:
@@ -250,13 +256,6 @@ def test_two_submits_of_one_file_at_once(start_worker, queue_env, queries_file, 
         assert_tagged_exactly_once(queue_env, job_id, clean_conll)
 
 
-def nudged_copy(src: Path, out: Path, nudge: float) -> Path:
-    """A model with weights of its own (so a version of its own), from the tiny one."""
-    model, vocab = load_model_dir(src, "cpu")
-    next(model.parameters()).data.add_(nudge)
-    return save_model_dir(out, model, vocab, read_metrics(src))
-
-
 def test_missing_truncated_or_tampered_models_are_refused(start_worker, queue_env, queries_file, tiny_model,
                                                           tmp_path):
     url = queue_env["NERQ_DATABASE_URL"]
@@ -333,3 +332,46 @@ def test_sweeper_sends_chunks_whose_queue_was_deleted(start_worker, start_beat, 
     # With every message gone, each chunk was tagged because the sweeper sent it again, once.
     assert_tagged_exactly_once(queue_env, job_id, clean_conll * BIG_REPEAT)
     assert [(c["status"], c["attempts"]) for c in chunk_states(url, job_id)] == [("done", 1)] * 10
+
+
+def keep_busy(broker_url: str, queue: str, job_id: int, n_chunks: int, stop: threading.Event) -> None:
+    """Feed the queue job_id's chunks one message at a time, in order, keeping at least 5
+    messages waiting, so that it never drains, as on a shared cluster."""
+    broker, celery = redis.Redis.from_url(broker_url), Celery(broker=broker_url)
+    sent = 0
+    try:
+        while not stop.is_set():
+            if broker.llen(queue) < 5:
+                celery.send_task("nerqueue.tag_chunk", (job_id, sent % n_chunks), queue=queue)
+                sent += 1
+            else:
+                time.sleep(0.02)
+    finally:
+        celery.close()
+
+
+def test_lost_messages_on_a_busy_queue_are_sent_again(start_worker, start_beat, queue_env, big_queries,
+                                                      queries_file, clean_conll):
+    """A job's messages are lost (here: deleted from the Redis list) on a queue that another
+    job keeps busy: its 79 chunks fed in a few at a time, so the queue never drains and
+    waiting for it to would wait forever. The lost chunks, sent too long ago, are sent again
+    whatever the queue's depth, and the job finishes, exactly once, while the other still runs."""
+    url, queue, broker_url = queue_env["NERQ_DATABASE_URL"], queue_env["NERQ_TEST_QUEUE"], queue_env["NERQ_BROKER_URL"]
+    lost = submit(queue_env, str(queries_file), "--chunk-size", "500")
+    busy = submit(queue_env, str(big_queries), "--chunk-size", "250")
+    redis.Redis.from_url(broker_url).delete(queue)  # lost's messages, and busy's, which the feeder sends
+    stop = threading.Event()
+    feeder = threading.Thread(target=keep_busy, args=(broker_url, queue, busy, 79, stop), daemon=True)
+    feeder.start()
+    try:
+        start_worker()
+        start_beat()
+        wait_job(url, lost, timeout=180)
+        assert job_state(url, busy)["status"] == "running"
+    finally:
+        stop.set()
+        feeder.join(10)
+    assert_tagged_exactly_once(queue_env, lost, clean_conll)
+    assert [(c["status"], c["attempts"]) for c in chunk_states(url, lost)] == [("done", 1)] * 4
+    wait_job(url, busy)
+    assert_tagged_exactly_once(queue_env, busy, clean_conll * BIG_REPEAT)

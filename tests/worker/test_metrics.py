@@ -7,6 +7,7 @@ import json
 
 from model.checkpoint import weights_sha256
 from tests.support.jobs import sql, submit, wait_job
+from tests.support.models import nudged_copy
 from tests.support.polling import wait_until
 
 
@@ -37,3 +38,19 @@ def test_worker_metrics(start_worker, queue_env, queries_file, tiny_model):
     labels = json.loads(info[len("nerqueue_model_info"):])
     assert labels["sha256"] == weights_sha256(tiny_model) and labels["device"] == "cpu"
     assert labels["name"] == tiny_model.name and m[info] == 1
+
+
+def test_a_worker_keeps_at_most_nerq_model_cache_versions_loaded(start_worker, queue_env, queries_file, tiny_model,
+                                                               tmp_path):
+    """Jobs on three model versions through one worker process: it holds the two used last
+    (NERQ_MODEL_CACHE, default 2), not all three (and the one it preloaded)."""
+    url = queue_env["NERQ_DATABASE_URL"]
+    worker = start_worker()
+    for n in range(1, 4):
+        model = nudged_copy(tiny_model, tmp_path / f"v{n}", nudge=n * 1e-3)
+        job_id = submit({**queue_env, "NERQ_MODEL": str(model)}, str(queries_file), "--chunk-size", "1000")
+        assert wait_job(url, job_id)["status"] == "done"
+        loaded = wait_until(lambda: worker.metrics().get("nerqueue_models_loaded{}"), "the models gauge", timeout=30)
+        assert loaded == 2  # the preloaded tiny model, then v1; afterwards the last two
+    versions = [k for k in worker.metrics() if k.startswith("nerqueue_model_info")]
+    assert len(versions) == 3  # it did tag with each of them

@@ -16,10 +16,10 @@ from model.checkpoint import ModelLoadError
 from model.corpus import CorpusFormatError
 from model.data import CorpusNotFound
 from model.devices import DEVICE_CHOICES, DeviceUnavailable
-from storage import NotFound
+from storage import NotFound, SchemaMismatch
 from storage.engine import BadDatabaseURL, database_url
 
-from ..errors import BrokerUnavailable, ConfigError, database_problem
+from ..errors import BrokerUnavailable, ConfigError, JobNotResumable, database_problem
 from ..regression import Thresholds
 
 # Errors a user can fix from the message alone: no traceback, exit status 2.
@@ -30,7 +30,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DeviceUnavailable,
     BrokerUnavailable,
     ConfigError,
+    JobNotResumable,
     NotFound,
+    SchemaMismatch,
     FileNotFoundError,
     PermissionError,
     IsADirectoryError,

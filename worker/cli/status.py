@@ -1,5 +1,6 @@
 """bin/status [JOB]: recent jobs, or one job's progress: its times, its rate and, while it
-runs, when it should end."""
+runs, when it should end; an in-process job whose bin/submit died shows as dead (bin/resume
+finishes it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import datetime
 import storage
 
 from ..job_times import JobTimes, duration, job_times
+from ..owner import is_dead
+from ..settings import Settings
 from .common import positive_int, run
 from .submit import progress_dict
 from .table import text_table
@@ -37,6 +40,9 @@ def show_job(job_id: int, as_json: bool) -> None:
         return
     times = job_times(progress)
     print(f"job {state['job_id']} ({state['name']}): {state['status']}")
+    if state["dead"]:
+        print(f"  dead: its owner {state['owner'] or '(none)'} stopped tagging it; bin/resume {state['job_id']} "
+              "finishes it")
     print(f"  sentences {state['n_sentences']}, tagged {state['n_done']}, failed {state['n_failed']}")
     print(f"  chunks {', '.join(f'{k} {v}' for k, v in sorted(state['chunks'].items())) or 'none'}")
     print(f"  created {_clock(times.created_at)}, started {_clock(times.started_at)}, "
@@ -53,14 +59,16 @@ def show_job(job_id: int, as_json: bool) -> None:
 def list_jobs(limit: int, as_json: bool) -> None:
     with storage.session_scope() as session:
         jobs = [(j, job_times(j)) for j in storage.list_jobs(session, limit=limit)]
+    stale = Settings.from_env().stale_chunk_seconds
+    dead = {j.id: is_dead(j.status, j.queue, j.owner, j.heartbeat_at, stale) for j, _ in jobs}
     if as_json:
         print(json.dumps([
             {"id": j.id, "name": j.name, "status": j.status, "n_sentences": j.n_sentences, "n_done": j.n_done,
-             "n_failed": j.n_failed, **t.to_dict()} for j, t in jobs
+             "n_failed": j.n_failed, "dead": dead[j.id], **t.to_dict()} for j, t in jobs
         ]))
         return
     header = ["id", "status", "done", "failed", "total", "created (UTC)", "sent/s", "time", "name"]
-    rows = [[str(j.id), j.status, str(j.n_done), str(j.n_failed), str(j.n_sentences), _clock(t.created_at),
+    rows = [[str(j.id), "dead" if dead[j.id] else j.status, str(j.n_done), str(j.n_failed), str(j.n_sentences), _clock(t.created_at),
              f"{t.rate:.1f}" if t.rate else "-", _pace(t), j.name] for j, t in jobs]
     print("\n".join(text_table(header, rows, right={0, 2, 3, 4, 6})))
 

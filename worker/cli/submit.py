@@ -19,6 +19,7 @@ import storage
 from model.corpus import FORMATS
 
 from ..job_times import job_times
+from ..owner import is_dead
 from ..registry import resolve_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
@@ -55,6 +56,8 @@ def progress_dict(p: storage.JobProgress) -> dict:
         "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
         "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
         "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors], **job_times(p).to_dict(),
+        "owner": p.owner,
+        "dead": is_dead(p.status, p.queue, p.owner, p.heartbeat_at, Settings.from_env().stale_chunk_seconds),
     }
 
 
@@ -70,7 +73,7 @@ def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> d
             time.sleep(poll)
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -85,13 +88,14 @@ def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple
         )
 
 
-def _tag_here(job_id: int, chunks: list[tuple[int, int, int]], total: int, settings: Settings) -> dict:
-    """The embedded mode: tag every chunk in this process; returns the job's final state."""
+def tag_here(job_id: int, chunks: list[tuple[int, int, int]], settings: Settings, prog: str = "bin/submit") -> dict:
+    """The embedded mode: tag these chunks in this process; returns the job's final state."""
+    total = sum(stop - start for _, start, stop in chunks)
     try:
         with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
             run_locally(job_id, chunks, settings, on_chunk=bar.update)
     except KeyboardInterrupt:
-        abandon(job_id, "bin/submit was interrupted while tagging in-process")
+        abandon(job_id, f"{prog} was interrupted while tagging in-process")
         raise
     return read_progress(job_id)
 
@@ -104,7 +108,7 @@ def _queue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None:
         raise
 
 
-def _report(state: dict, as_json: bool, timeout: int | None) -> int:
+def report(state: dict, as_json: bool, timeout: int | None) -> int:
     """Print the job's final (or last seen) state; the exit status says how it ended."""
     if as_json:
         print(json.dumps(state))
@@ -120,7 +124,7 @@ def _report(state: dict, as_json: bool, timeout: int | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    signal.signal(signal.SIGTERM, _interrupted)  # a stopped submit cleans up as on Ctrl-C
+    signal.signal(signal.SIGTERM, interrupted)  # a stopped submit cleans up as on Ctrl-C
     with logging_redirect_tqdm():  # log lines above the progress bars, never inside them
         return _submit(args, Settings.from_env())
 
@@ -132,12 +136,12 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     total = chunks[-1][2] if chunks else 0
     print(job_id, flush=True)
     if not settings.broker_url:
-        return _report(_tag_here(job_id, chunks, total, settings), args.json, args.timeout)
+        return report(tag_here(job_id, chunks, settings), args.json, args.timeout)
     _queue(job_id, chunks, args.queue)
     if not args.wait:
         print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
         return 0
-    return _report(wait(job_id, total, args.timeout), args.json, args.timeout)
+    return report(wait(job_id, total, args.timeout), args.json, args.timeout)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 
+import storage
 from model.devices import resolve_device
 
 from ..settings import DEFAULT_QUEUE, Settings
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.broker_url:
         print("bin/worker: error: NERQ_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
         return 2
+    storage.get_engine()  # a schema the code does not match is refused here, not in every task
     device = resolve_device(args.device)
     if settings.metrics_port:
         fresh_metrics_dir()

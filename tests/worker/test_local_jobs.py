@@ -1,0 +1,80 @@
+"""In-process (embedded) jobs: a bin/submit killed mid-job shows dead and bin/resume finishes
+it exactly once; a job is created whole or not at all; a job keeps the model path it was
+submitted with. SQLite, no services: real bin/ commands, state read from the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from tests.support.jobs import assert_tagged_exactly_once, job_state, sql
+from tests.support.polling import wait_until
+from tests.support.procs import BinProcess, run_bin
+from tests.worker.conftest import BIG_REPEAT
+
+
+def local_env(tmp_path: Path, model: Path) -> dict[str, str]:
+    return {"NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'local.db'}", "NERQ_MODEL": str(model),
+            "NERQ_BROKER_URL": "", "NERQ_TORCH_THREADS": "1"}
+
+
+def start_submit(env: dict[str, str], tmp_path: Path, path: Path, *args: str) -> BinProcess:
+    return BinProcess("submit", {**os.environ, **env}, tmp_path / "submit.log", str(path), *args)
+
+
+def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, big_queries, tiny_model, clean_conll):
+    env = local_env(tmp_path, tiny_model)
+    url = env["NERQ_DATABASE_URL"]
+    submit = start_submit(env, tmp_path, big_queries, "--chunk-size", "1000")
+    wait_until(lambda: job_state(url, 1)["n_done"] >= 2000, "some chunks to be done", timeout=240,
+               explain=submit.text)
+    submit.kill()  # SIGKILL: nothing gets to clean up
+    assert job_state(url, 1)["status"] == "running" and job_state(url, 1)["n_done"] < 19_530
+
+    status = run_bin("status", "1", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["dead"] is True
+    listing = json.loads(run_bin("status", "--json", env=env).stdout)
+    assert [(j["id"], j["dead"]) for j in listing] == [(1, True)]
+
+    resumed = run_bin("resume", "1", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
+    assert json.loads(run_bin("status", "1", "--json", env=env).stdout)["dead"] is False
+    again = run_bin("resume", "1", env=env)
+    assert again.returncode == 2 and "already ended (done)" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_job_is_created_whole_or_not_at_all(tmp_path, big_queries, tiny_model):
+    """bin/submit killed while it stores a big input: a job row is never seen before its
+    sentences and chunks are all in (no `queued` job with 0 sentences)."""
+    huge = tmp_path / "huge.txt"  # 97,650 sentences: seconds to store
+    huge.write_text(big_queries.read_text(encoding="utf-8") * 5, encoding="utf-8")
+    env = local_env(tmp_path, tiny_model)
+    url = env["NERQ_DATABASE_URL"]
+    submit = start_submit(env, tmp_path, huge)
+    wait_until(lambda: sql(url, "SELECT count(*) FROM jobs")[0][0] > 0, "the job to appear", timeout=240,
+               poll=0.01, explain=submit.text)
+    submit.kill()
+    ((n_sentences, stored, chunked),) = sql(
+        url, "SELECT n_sentences, (SELECT count(*) FROM sentences), (SELECT sum(stop - start) FROM chunks) FROM jobs")
+    assert n_sentences == stored == chunked == 97_650
+
+
+def test_a_job_keeps_the_model_path_it_was_submitted_with(tmp_path, queries_file, tiny_model, clean_conll):
+    """The version is registered with its first directory; a later job names a copy, and
+    the first directory is deleted: the job loads its own (checked by sha256 all the same)."""
+    first, moved = tmp_path / "models" / "first", tmp_path / "models" / "moved"
+    shutil.copytree(tiny_model, first)
+    env = local_env(tmp_path, first)
+    assert run_bin("submit", str(queries_file), env=env).returncode == 0
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    res = run_bin("submit", str(queries_file), env={**env, "NERQ_MODEL": str(moved)})
+    assert res.returncode == 0, res.stderr
+    assert_tagged_exactly_once(env, 2, clean_conll)
+    url = env["NERQ_DATABASE_URL"]
+    assert sql(url, "SELECT id, model_path FROM jobs ORDER BY id") == [(1, str(first)), (2, str(moved))]
+    assert sql(url, "SELECT path FROM model_versions") == [(str(first),)]
