@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.pool import NullPool
 from storage_fakes import run_together
 
@@ -31,7 +31,7 @@ def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str)
     assert set(Base.metadata.tables) == TABLES
     with scratch_database(kind) as url:
         assert current_revision(url) is None
-        assert upgrade(url) == head_revision() == "0003"
+        assert upgrade(url) == head_revision() == "0004"
         tables, diff = schema_of(url)
         assert tables == TABLES | {"alembic_version"}
         assert diff == []
@@ -41,6 +41,27 @@ def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str)
         assert schema_of(url)[0] == {"alembic_version"}
         assert upgrade(url) == head_revision()
         assert schema_of(url) == (TABLES | {"alembic_version"}, [])
+
+
+def test_scores_and_text_arrive_as_nulls_on_existing_rows(kind: str) -> None:
+    """Migration 0004 on a database with results: old entities keep their text, with no score
+    or offsets yet; old sentences have no original line."""
+    with scratch_database(kind) as url:
+        upgrade(url, "0003")
+        engine = storage.engine.make_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
+                              "n_sentences, n_done, n_failed, created_at) "
+                              "VALUES (1, 'j', 'done', 'x', 'e', 'text', 1, 1, 0, '2025-01-01 00:00:00')"))
+            conn.execute(text("""INSERT INTO sentences (job_id, idx, tokens) VALUES (1, 0, '["jaws"]')"""))
+            conn.execute(text("""INSERT INTO entities (job_id, sentence_idx, label, start, "end", text) """
+                              "VALUES (1, 0, 'Title', 0, 1, 'jaws')"))
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT text, score, char_start, char_end FROM entities")).all() == [
+                ("jaws", None, None, None)]
+            assert conn.execute(text("SELECT text FROM sentences")).scalar_one() is None
+        engine.dispose()
 
 
 def test_first_use_migrates_an_empty_database(kind: str) -> None:
