@@ -5,11 +5,13 @@ the reliability table behind it, and precision/recall of the entities scored at 
 0.7 / 0.9. Target: ECE <= 0.05.
 
 ``--fit``: fit a temperature on the model's own dev split (carved from the training file as
-training did: its seed and dev fraction from metrics.json), save it as calibration.json in the
-model directory (Tagger.load applies it from then on), and measure again. A model refit on
+training did: its seed and dev fraction from metrics.json) and measure again. A model refit on
 train+dev has seen those sentences: the fit then says so (``dev_seen_in_training``).
+``--save`` (implied by ``--fit``): write the temperature and these measurements to
+calibration.json in the model directory: Tagger.load applies the temperature from then on, and
+bin/report draws the reliability diagram from it.
 
-    bin/_python bench/bench_calibration.py --model DIR [--fit] [--test FILE]
+    bin/_python bench/bench_calibration.py --model DIR [--fit] [--save] [--test FILE]
 """
 
 from __future__ import annotations
@@ -42,21 +44,22 @@ def dev_split(model_dir: str) -> tuple[list[Sentence], bool]:
 
 
 def fit(tagger: Tagger, model_dir: str) -> dict:
+    """Set the tagger's temperature to the one fit on dev; returns how the fit went."""
     dev, seen = dev_split(model_dir)
     tagger.temperature = 1.0
-    temperature = fit_temperature(tagger, dev)
-    tagger.temperature = temperature
-    details = {"fit_on": "dev", "dev_sentences": len(dev), "dev_seen_in_training": seen,
-               "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev)[0]), 4)}
-    write_calibration(model_dir, temperature, details)
-    return {"temperature": round(temperature, 4), **details}
+    raw_ece = expected_calibration_error(scored_entities(tagger, dev)[0])
+    tagger.temperature = fit_temperature(tagger, dev)
+    return {"fit_on": "dev", "dev_sentences": len(dev), "dev_seen_in_training": seen,
+            "dev_ece_raw": round(raw_ece, 4),
+            "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev)[0]), 4)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="var/models/current")
     p.add_argument("--test", help="labelled test file (default: the corpus's test file)")
-    p.add_argument("--fit", action="store_true", help="fit and save a temperature on the dev split")
+    p.add_argument("--fit", action="store_true", help="fit a temperature on the dev split (and save it)")
+    p.add_argument("--save", action="store_true", help="save the temperature and measurements in the model directory")
     args = p.parse_args()
     test = read_corpus(args.test or default_test_file())
     tagger = Tagger.load(args.model)
@@ -69,6 +72,9 @@ def main() -> None:
         tagger.temperature = saved
     if tagger.temperature != 1.0:
         report["calibrated"] = measure(tagger, test)
+    if args.fit or args.save:
+        details = {k: report[k] for k in ("fit", "raw", "calibrated") if k in report}
+        write_calibration(args.model, tagger.temperature, {"test_sentences": len(test), **details})
     print(json.dumps(report, indent=2))
 
 

@@ -124,7 +124,8 @@ def read_metrics(path: str | Path) -> dict:
 
 
 def write_calibration(path: str | Path, temperature: float, details: dict) -> Path:
-    """Save a fitted score temperature beside the weights it was fit for (their sha256 inside)."""
+    """Save a score temperature (1.0: raw marginals) and how it measured, beside the weights it
+    was fit for (their sha256 inside)."""
     file = Path(path) / CALIBRATION
     record = {"temperature": temperature, "weights_sha256": weights_sha256(path), **details}
     tmp = file.with_name(f".{CALIBRATION}.{os.getpid()}")
@@ -133,16 +134,27 @@ def write_calibration(path: str | Path, temperature: float, details: dict) -> Pa
     return file
 
 
+def read_calibration(path: str | Path) -> dict:
+    """calibration.json as saved (temperature, what it was fit on, measurements); {} if none."""
+    file = Path(path) / CALIBRATION
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelLoadError(f"{file}: unreadable calibration ({exc})") from None
+
+
 def read_temperature(path: str | Path) -> float:
     """The directory's score temperature; 1.0 (raw marginals) when none was fit. A calibration
     fit for other weights is refused, never applied to these."""
-    file = Path(path) / CALIBRATION
-    if not file.is_file():
+    record = read_calibration(path)
+    if not record:
         return 1.0
+    file = Path(path) / CALIBRATION
     try:
-        record = json.loads(file.read_text(encoding="utf-8"))
         temperature = float(record["temperature"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{file}: unreadable calibration ({exc})") from None
     if record.get("weights_sha256") != weights_sha256(path) or not temperature > 0:
         raise ModelLoadError(f"{file}: fit for other weights (or not a positive temperature); "
