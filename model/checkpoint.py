@@ -1,4 +1,5 @@
-"""The model directory: config.json, vocab.json, model.safetensors, metrics.json.
+"""The model directory: config.json, vocab.json, model.safetensors, metrics.json, and
+calibration.json once a temperature for its span scores has been fit (model.calibration).
 
 Written into a temporary sibling and renamed into place, so a crash never leaves a half model;
 read with safetensors and JSON only, so loading never runs pickled code. Only saving and
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: regist
     from .network import BiLSTMTagger
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.json", "vocab.json", "model.safetensors", "metrics.json"
+CALIBRATION = "calibration.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -129,3 +131,42 @@ def _check_recorded_digests(path: Path) -> None:
 def read_metrics(path: str | Path) -> dict:
     file = Path(path) / METRICS
     return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+
+
+def write_calibration(path: str | Path, temperature: float, details: dict) -> Path:
+    """Save a score temperature (1.0: raw marginals) and how it measured, beside the weights it
+    was fit for (their sha256 inside)."""
+    file = Path(path) / CALIBRATION
+    record = {"temperature": temperature, "weights_sha256": weights_sha256(path), **details}
+    tmp = file.with_name(f".{CALIBRATION}.{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    os.replace(tmp, file)
+    return file
+
+
+def read_calibration(path: str | Path) -> dict:
+    """calibration.json as saved (temperature, what it was fit on, measurements); {} if none."""
+    file = Path(path) / CALIBRATION
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelLoadError(f"{file}: unreadable calibration ({exc})") from None
+
+
+def read_temperature(path: str | Path) -> float:
+    """The directory's score temperature; 1.0 (raw marginals) when none was fit. A calibration
+    fit for other weights is refused, never applied to these."""
+    record = read_calibration(path)
+    if not record:
+        return 1.0
+    file = Path(path) / CALIBRATION
+    try:
+        temperature = float(record["temperature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{file}: unreadable calibration ({exc})") from None
+    if record.get("weights_sha256") != weights_sha256(path) or not temperature > 0:
+        raise ModelLoadError(f"{file}: fit for other weights (or not a positive temperature); "
+                             "fit it again with bench/bench_calibration.py --fit")
+    return temperature

@@ -1,4 +1,6 @@
 """Streaming readers for labelled corpora (MIT / CoNLL column order), raw text and JSON lines.
+Raw text (``text`` lines, JSON lines' ``{"text": ...}``) goes through model/tokenizer.py and
+keeps its original line in ``Sentence.text``.
 
 Every reader yields one :class:`Sentence` at a time so multi-GB inputs never sit in memory,
 and every problem is reported as a :class:`CorpusFormatError` that names file, line and cause.
@@ -14,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from .tokenizer import tokenize
 
 FORMATS = ("text", "bio", "conll", "jsonl")
 # A line longer than this is not a query; reading it whole could exhaust memory.
@@ -39,6 +43,7 @@ class Sentence:
     tokens: list[str]
     tags: list[str] | None
     line_no: int  # 1-based line of the sentence's first token in its file
+    text: str | None = None  # the original line that raw-text input was tokenized from
 
 
 def is_tag(text: str) -> bool:
@@ -79,12 +84,17 @@ def _check_length(path: str, line_no: int, tokens: list[str], max_tokens: int) -
         )
 
 
+def _split(text: str) -> list[str]:
+    """Raw text's tokens (model/tokenizer.py): punctuation split off, the line kept alongside."""
+    return [t.text for t in tokenize(text)]
+
+
 def _read_text(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> Iterator[Sentence]:
     for line_no, text in lines:
-        tokens = text.split()
+        tokens = _split(text)
         if tokens:
             _check_length(path, line_no, tokens, max_tokens)
-            yield Sentence(tokens, None, line_no)
+            yield Sentence(tokens, None, line_no, text)
 
 
 def _json_reason(msg: str, column: int | None = None) -> str:
@@ -108,8 +118,10 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
         except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
             raise CorpusFormatError(path, line_no, _json_reason(str(exc).split(":")[0]), text) from None
         tokens = obj.get("tokens") if isinstance(obj, dict) else None
+        raw = None
         if tokens is None and isinstance(obj, dict) and isinstance(obj.get("text"), str):
-            tokens = obj["text"].split()
+            raw = obj["text"]
+            tokens = _split(raw)
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
             raise CorpusFormatError(
                 path, line_no, 'expected an object with "tokens" (non-empty strings) or "text"', text
@@ -120,7 +132,7 @@ def _read_jsonl(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) ->
             raise CorpusFormatError(path, line_no, "a token contains a control character or lone surrogate", text)
         if tokens:
             _check_length(path, line_no, tokens, max_tokens)
-            yield Sentence(tokens, None, line_no)
+            yield Sentence(tokens, None, line_no, raw)
 
 
 def _columns(path: str, line_no: int, text: str) -> list[str]:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 
 from .batching import Batch, Encoded, collate, encode, plan_batches
-from .checkpoint import load_model_dir
+from .checkpoint import load_model_dir, read_temperature
 from .defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .inference import FastBiLSTM, resolve_precision
+from .marginals import Potentials, crf_potentials, crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
+from .spans import Span, bio_spans
 from .vocab import Vocab
+
+SpansOf = Callable[[int, list[str]], list[Span]]  # (input position, its tags) -> spans to score
 
 
 class Tagger:
@@ -28,14 +32,17 @@ class Tagger:
         max_tokens: int | None = None,
         cache_chars: bool = True,
         precision: str = "auto",
+        temperature: float = 1.0,
     ) -> None:
         """``cache_chars=False`` for a model still being trained: no per-vocabulary caches (they
         would go stale), the training network itself in fp32. ``precision``: auto, fp32, bf16 or
         int8 (CPU), chosen for this device by :func:`model.inference.resolve_precision`;
-        ``self.precision`` says which one runs. Batch budgets default by device."""
+        ``self.precision`` says which one runs. Batch budgets default by device.
+        ``temperature`` scales span scores only (model.calibration fits it), never tags."""
         self.model = model.eval()
         self.vocab = vocab
         self.path = Path(path) if path else None
+        self.temperature = temperature
         cuda = self.device.type == "cuda"
         self.batch_size = batch_size or (CUDA_BATCH_SIZE if cuda else DEFAULT_BATCH_SIZE)
         self.max_tokens = max_tokens or (CUDA_MAX_TOKENS if cuda else DEFAULT_MAX_TOKENS)
@@ -59,7 +66,8 @@ class Tagger:
         precision: str = "auto",
     ) -> Tagger:
         model, vocab = load_model_dir(path, resolve_device(device))
-        return cls(model, vocab, path=path, batch_size=batch_size, max_tokens=max_tokens, precision=precision)
+        return cls(model, vocab, path=path, batch_size=batch_size, max_tokens=max_tokens, precision=precision,
+                   temperature=read_temperature(path))
 
     @property
     def device(self) -> torch.device:
@@ -74,11 +82,32 @@ class Tagger:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _decode(self, batch: Batch) -> torch.Tensor:
-        """Tag ids [B, T] on the model's device, without waiting for them."""
+    def _decode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(emissions [B, T, K] fp32, tag ids [B, T]) on the model's device, without waiting."""
         with self._autocast():
-            emissions = self._emissions(batch.words, batch.chars, batch.lengths)
-        return decode(self.model, emissions.float(), batch.mask)
+            emissions = self._emissions(batch.words, batch.chars, batch.lengths).float()
+        return emissions, decode(self.model, emissions, batch.mask)
+
+    def _iter_decoded(
+        self, encoded: Sequence[Encoded], batch_size: int | None, max_tokens: int | None
+    ) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+        """(batch, emissions, tag ids) per batch, each handed out once the next batch is
+        queued, so a GPU never waits for the host in between."""
+        plan = plan_batches(
+            [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens
+        )
+        self.model.eval()  # the model may be shared with a training loop that left it in train mode
+        queued: list[tuple[Batch, torch.Tensor, torch.Tensor]] = []
+        with torch.inference_mode():
+            for indices in plan:
+                batch = collate(encoded, indices).to(self.device)
+                queued.append((batch, *self._decode(batch)))
+                if len(queued) > 1:
+                    yield queued.pop(0)
+            yield from queued
+
+    def _tags(self, batch: Batch, ids: torch.Tensor) -> list[list[str]]:
+        return ids_to_tags(ids, batch.lengths.tolist(), self.vocab.tags)
 
     def iter_tagged(
         self,
@@ -87,24 +116,36 @@ class Tagger:
         max_tokens: int | None = None,
     ) -> Iterator[tuple[list[int], list[list[str]]]]:
         """(input positions, their tags) one batch at a time, for callers that check in between
-        (cancellation, progress) or never hold all results. A batch's tags are read back after
-        the next batch is queued, so a GPU never waits for the host in between."""
-        plan = plan_batches(
-            [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens
-        )
-        self.model.eval()  # the model may be shared with a training loop that left it in train mode
-        queued: list[tuple[list[int], torch.Tensor, list[int]]] = []
-        with torch.inference_mode():
-            for indices in plan:
-                batch = collate(encoded, indices).to(self.device)
-                queued.append((indices, self._decode(batch), batch.lengths.tolist()))
-                if len(queued) > 1:
-                    yield self._read_back(*queued.pop(0))
-            for item in queued:
-                yield self._read_back(*item)
+        (cancellation, progress) or never hold all results."""
+        for batch, _, ids in self._iter_decoded(encoded, batch_size, max_tokens):
+            yield batch.indices, self._tags(batch, ids)
 
-    def _read_back(self, indices: list[int], ids: torch.Tensor, lengths: list[int]) -> tuple[list[int], list[list[str]]]:
-        return indices, ids_to_tags(ids, lengths, self.vocab.tags)
+    def iter_scored(
+        self,
+        encoded: Sequence[Encoded],
+        spans_of: SpansOf | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+    ) -> Iterator[tuple[list[int], list[list[str]], list[list[float]]]]:
+        """As iter_tagged (the same tags), with the probability of each span that
+        ``spans_of(position, tags)`` names (default: the tags' own entities), computed from
+        the emissions of the same network pass."""
+        spans_of = spans_of or (lambda _, tags: bio_spans(tags))
+        for batch, emissions, ids in self._iter_decoded(encoded, batch_size, max_tokens):
+            tags = self._tags(batch, ids)
+            spans = [spans_of(i, t) for i, t in zip(batch.indices, tags)]
+            with torch.inference_mode():
+                scores = self.span_scores(emissions, batch.mask, spans)
+            yield batch.indices, tags, scores
+
+    def span_scores(self, emissions: torch.Tensor, mask: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
+        """Marginal probability of each span (CRF forward-backward, or softmax without a CRF),
+        with the model's calibration temperature: potentials divided by it."""
+        t = self.temperature
+        if self.model.crf is None:
+            return softmax_span_probabilities(emissions / t, mask, self.vocab.tags, spans)
+        pot = Potentials(*(x / t for x in crf_potentials(self.model.crf)))
+        return crf_span_probabilities(emissions / t, mask, pot, self.vocab.tags, spans)
 
     def tag(
         self,

@@ -103,6 +103,21 @@ def token_tags(inp: ModelInput, word_tags: Sequence[str], n_tokens: int) -> list
     return tags
 
 
+def align(tokens: Sequence[str], line: str) -> list[Token]:
+    """Stored tokens back to their offsets in ``line``, each found after the one before: they
+    were cut from it in order with only whitespace between, so this needs neither the tokenizer
+    (old jobs stay readable whatever its rules become) nor stored offsets."""
+    out: list[Token] = []
+    at = 0
+    for text in tokens:
+        start = line.find(text, at)
+        if start < 0:
+            raise ValueError(f"token {text!r} is not in the line after character {at}")
+        at = start + len(text)
+        out.append(Token(text, start, at))
+    return out
+
+
 def word_range(inp: ModelInput, token_start: int, token_end: int) -> tuple[int, int]:
     """The model words [start, end) under tokens [token_start, token_end): where to score a
     span found on tokens. Empty (start == end) when those tokens gave the model no words."""

@@ -20,20 +20,43 @@ from .bulk import insert_rows
 from .schema import JOB_STATUSES, Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
-    "EntityRow", "JobProgress", "add_sentences", "cancel_job", "create_chunks", "create_job",
-    "finish_job_if_complete", "get_job", "iter_job_entities", "iter_job_results", "job_progress",
-    "list_jobs", "load_chunk_sentences", "set_job_status", "take_over_job", "unfinished_chunks",
+    "EntityRow", "JobProgress", "SentenceInput", "SentenceResult", "add_sentences", "cancel_job",
+    "create_chunks", "create_job", "finish_job_if_complete", "get_job", "iter_job_entities",
+    "iter_job_results", "iter_job_sentences", "job_progress", "list_jobs", "load_chunk_sentences",
+    "set_job_status", "take_over_job", "unfinished_chunks",
 ]
 
 
 class EntityRow(NamedTuple):
-    """One predicted span, as the worker computes it: tokens[start:end] of a sentence."""
+    """One predicted span, as the worker computes it: tokens[start:end] of a sentence, and
+    characters [char_start, char_end) of its text (its tokens joined by spaces if none)."""
 
     sentence_idx: int
     label: str
     start: int
     end: int  # exclusive
-    text: str  # the span's tokens joined by spaces
+    text: str  # the span as written: text[char_start:char_end]
+    score: float | None = None  # the model's probability of this labelled span
+    char_start: int | None = None
+    char_end: int | None = None
+
+
+class SentenceInput(NamedTuple):
+    """A stored input sentence as a worker tags it."""
+
+    idx: int
+    tokens: list[str]
+    text: str | None  # the original line of raw-text input
+
+
+class SentenceResult(NamedTuple):
+    """A sentence's results for an export: tags None until its chunk is done."""
+
+    idx: int
+    tokens: list[str]
+    text: str | None
+    tags: list[str] | None
+    entities: list[EntityRow]
 
 
 @dataclass(frozen=True)
@@ -112,13 +135,16 @@ def list_jobs(session: Session, limit: int = 20, status: str | None = None) -> l
 
 
 def add_sentences(
-    session: Session, job_id: int, sentences: Iterable[tuple[int, list[str]]], batch_size: int = 5000
+    session: Session, job_id: int, sentences: Iterable[tuple[int, list[str]] | tuple[int, list[str], str | None]],
+    batch_size: int = 5000,
 ) -> int:
-    """Store (idx, tokens) pairs as they stream in, batch_size rows per bulk insert, so a huge
-    input never sits in memory; adds their number to jobs.n_sentences and returns it."""
+    """Store (idx, tokens) or (idx, tokens, original line) as they stream in, batch_size rows per
+    bulk insert, so a huge input never sits in memory; adds their number to jobs.n_sentences
+    and returns it."""
     count = 0
     for batch in _batches(sentences, batch_size):
-        insert_rows(session, _table(Sentence), ("job_id", "idx", "tokens"), [(job_id, *s) for s in batch])
+        rows = [(job_id, s[0], s[1], s[2] if len(s) > 2 else None) for s in batch]
+        insert_rows(session, _table(Sentence), ("job_id", "idx", "tokens", "text"), rows)
         count += len(batch)
     session.execute(update(Job).where(Job.id == job_id).values(n_sentences=Job.n_sentences + count))
     return count
@@ -148,6 +174,8 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
 # the ORM's per-row loading machinery (bench/bench_storage.py measures them).
 _SENTENCES = _table(Sentence).c
 _ENTITIES = _table(Entity).c
+
+
 def unfinished_chunks(session: Session, job_id: int) -> list[tuple[int, int, int]]:
     """(chunk_idx, start, stop) of the job's queued or running chunks: what is left to tag."""
     rows = session.execute(
@@ -157,14 +185,14 @@ def unfinished_chunks(session: Session, job_id: int) -> list[tuple[int, int, int
     return [(i, start, stop) for i, start, stop in rows]
 
 
-def load_chunk_sentences(session: Session, job_id: int, start: int, stop: int) -> list[tuple[int, list[str]]]:
-    """(idx, tokens) of sentences start <= idx < stop, in input order."""
+def load_chunk_sentences(session: Session, job_id: int, start: int, stop: int) -> list[SentenceInput]:
+    """Sentences start <= idx < stop, in input order."""
     stmt = (
-        select(_SENTENCES.idx, _SENTENCES.tokens)
-        .where(_SENTENCES.job_id == job_id, _SENTENCES.idx >= start, _SENTENCES.idx < stop)
-        .order_by(_SENTENCES.idx)
+        select(Sentence.idx, Sentence.tokens, Sentence.text)
+        .where(Sentence.job_id == job_id, Sentence.idx >= start, Sentence.idx < stop)
+        .order_by(Sentence.idx)
     )
-    return [(idx, tokens) for idx, tokens in session.execute(stmt)]
+    return [SentenceInput(*row) for row in session.execute(stmt)]
 
 
 # --- job state --------------------------------------------------------------------------
@@ -272,7 +300,7 @@ def iter_job_entities(
     """The job's entities (of one label, if given) in input order, streamed like iter_job_results."""
     e = _ENTITIES
     stmt = (
-        select(e.sentence_idx, e.label, e.start, e.end, e.text)
+        select(*(getattr(e, name) for name in EntityRow._fields))
         .where(e.job_id == job_id)
         .order_by(e.sentence_idx, e.start)
         .execution_options(yield_per=batch)
@@ -280,4 +308,23 @@ def iter_job_entities(
     if label is not None:
         stmt = stmt.where(e.label == label)
     for row in session.execute(stmt):
-        yield EntityRow._make(row)
+        yield EntityRow(*row)
+
+
+def iter_job_sentences(session: Session, job_id: int, batch: int = 5000) -> Iterator[SentenceResult]:
+    """Each sentence with its text, tags and entities, in input order: the sentences and the
+    entities stream side by side (both in input order) and are merged, never held whole."""
+    entities = iter_job_entities(session, job_id, batch=batch)
+    pending = next(entities, None)
+    stmt = (
+        select(Sentence.idx, Sentence.tokens, Sentence.text, Sentence.tags)
+        .where(Sentence.job_id == job_id)
+        .order_by(Sentence.idx)
+        .execution_options(yield_per=batch)
+    )
+    for idx, tokens, text, tags in session.execute(stmt):
+        mine = []
+        while pending is not None and pending.sentence_idx == idx:
+            mine.append(pending)
+            pending = next(entities, None)
+        yield SentenceResult(idx, tokens, text, tags, mine)

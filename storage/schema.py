@@ -125,19 +125,24 @@ class Job(Base):
 
 
 class Sentence(Base):
-    """An input sentence; tags stays NULL until its chunk is written."""
+    """An input sentence; tags stays NULL until its chunk is written. text is the original line
+    of raw-text input (its tokens were cut from it in order); NULL for pre-tokenized input."""
 
     __tablename__ = "sentences"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     tokens: Mapped[list[str]] = mapped_column(JSONDocument)
+    text: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
     tagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Entity(Base):
-    """One predicted span: tokens[start:end] of sentence (job_id, sentence_idx)."""
+    """One predicted span: tokens[start:end] of sentence (job_id, sentence_idx); characters
+    [char_start, char_end) of its text (or of its tokens joined by spaces when it has none);
+    score, the model's probability of exactly this labelled span. Rows written before
+    migration 0004 have NULL score and offsets."""
 
     __tablename__ = "entities"
     __table_args__ = (
@@ -155,6 +160,9 @@ class Entity(Base):
     start: Mapped[int] = mapped_column(Integer)
     end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    char_start: Mapped[int | None] = mapped_column(Integer)
+    char_end: Mapped[int | None] = mapped_column(Integer)
 
 
 class Chunk(Base):

@@ -1,7 +1,8 @@
 """Tagging one chunk of a job: the task body shared by Celery workers and the in-process mode.
 
-The chunk is claimed, tagged with the same batching code as bin/tag, and its tags and entities
-written in one transaction, so a crash at any point leaves either nothing or the whole chunk.
+The chunk is claimed, tagged with the same batching code as bin/tag (raw text through the
+tokenizer, every entity scored in the same network pass), and its tags and entities written
+in one transaction, so a crash at any point leaves either nothing or the whole chunk.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 import storage
-from model.spans import bio_spans
+from model.annotate import Annotated, iter_annotated, prepare
 
 from . import metrics
 from .registry import load_tagger
@@ -45,10 +46,10 @@ class ChunkOutcome:
     job_status: str | None = None  # set when this chunk finished the job
 
 
-def entity_rows(idx: int, tokens: list[str], tags: list[str]) -> list[storage.EntityRow]:
+def entity_rows(idx: int, annotated: Annotated) -> list[storage.EntityRow]:
     return [
-        storage.EntityRow(idx, span.label, span.start, span.end, " ".join(tokens[span.start : span.end]))
-        for span in bio_spans(tags)
+        storage.EntityRow(idx, e.label, e.start, e.end, e.text, e.score, e.char_start, e.char_end)
+        for e in annotated.entities
     ]
 
 
@@ -132,14 +133,13 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
     version, path, sentences = claimed
     tagger = load_tagger(path, version.sha256, device)
     metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
-    indices = [i for i, _ in sentences]
-    tokens = [t for _, t in sentences]
-    tags: dict[int, list[str]] = {}
+    prepared = [prepare(s.tokens, s.text) for s in sentences]
+    results: dict[int, Annotated] = {}
     shown_at = started
-    for positions, batch_tags in tagger.iter_tagged(tagger.encode(tokens)):
-        for pos, t in zip(positions, batch_tags):
-            tags[indices[pos]] = t
-        metrics.record_batch([len(tokens[pos]) for pos in positions])
+    for positions, annotated in iter_annotated(tagger, prepared):
+        for pos, a in zip(positions, annotated):
+            results[sentences[pos].idx] = a
+        metrics.record_batch([len(prepared[pos].words) for pos in positions])
         now = time.monotonic()
         if limits.time_limit is not None and now - started > limits.time_limit:
             raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {limits.time_limit:.0f}s time limit")
@@ -148,7 +148,8 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
             status = in_transaction(lambda s: storage.touch_chunk(s, job_id, chunk_idx), limits.db_retry_seconds)
             if status not in storage.ACTIVE:
                 return _stopped(status, len(sentences))
-    rows = [row for pos, i in enumerate(indices) for row in entity_rows(i, tokens[pos], tags[i])]
+    tags = {i: a.tags for i, a in results.items()}
+    rows = [row for i, a in results.items() for row in entity_rows(i, a)]
     saved, status = in_transaction(lambda s: _save(s, job_id, chunk_idx, tags, rows), limits.db_retry_seconds)
     if not saved:
         return _stopped(status, len(sentences))

@@ -91,12 +91,12 @@ def _job_fields(path: Path, fmt: str, name: str | None, model_dir: str, queue: s
 def _store_input(
     session: Session, job_id: int, path: Path, fmt: str, chunk_size: int, on_sentences: Callable[[int], None],
 ) -> tuple[int, list[tuple[int, int, int]]]:
-    """Stream the sentences in and cut them into chunks: (sentences, chunks)."""
-    def numbered() -> Iterator[tuple[int, list[str]]]:
+    """Stream the sentences in and cut them into chunks, in one transaction: (sentences, chunks)."""
+    def numbered() -> Iterator[tuple[int, list[str], str | None]]:
         for idx, sentence in enumerate(read_sentences(path, fmt)):
             if idx % 10_000 == 0:
                 on_sentences(idx)
-            yield idx, sentence.tokens
+            yield idx, sentence.tokens, sentence.text
 
     n = storage.add_sentences(session, job_id, numbered())
     on_sentences(n)

@@ -107,13 +107,13 @@ def test_record_flag_regression_models_and_report(tmp_path, sqlite_url, good_mod
     out = tmp_path / "report"
     report = run_bin("report", "--out", str(out), env=env)
     assert report.returncode == 0, report.stderr
-    for name in ("f1_over_time.png", "latest_per_label.png", "training_curve.png"):
+    for name in ("f1_over_time.png", "latest_per_label.png", "training_curve.png", "reliability.png"):
         width, height = png_size(out / name)
         assert width >= 600 and height >= 300
     page = _Page()
     page.feed((out / "index.html").read_text(encoding="utf-8"))
     assert page.tags[0] == "html" and "table" in page.tags
-    assert sorted(page.images) == ["f1_over_time.png", "latest_per_label.png", "training_curve.png"]
+    assert sorted(page.images) == ["f1_over_time.png", "latest_per_label.png", "reliability.png", "training_curve.png"]
     assert all((out / src).is_file() for src in page.images)  # relative links: opens from disk
     epochs = len(read_metrics(worse_model)["epochs"])
     labels = len(support)

@@ -9,9 +9,11 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
 from model import Tagger
-from model.checkpoint import ModelLoadError, load_model_dir
+from model.checkpoint import ModelLoadError, load_model_dir, write_calibration
 from model.corpus import read_corpus
 from model.evaluation import evaluate
+from model.network import BiLSTMTagger, ModelConfig
+from model.spans import bio_spans
 from model.train import train
 from model.train_config import preset_config
 from tests.conftest import TINY
@@ -77,6 +79,68 @@ def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file, prec
     # A sentence tagged alone, or among longer neighbours, gets the same tags.
     assert tagger.tag([sentences[5]]) == [reference[5]]
     assert tagger.tag([max(sentences, key=len), sentences[5]])[1] == reference[5]
+
+
+def scored(tagger: Tagger, encoded, **budget) -> tuple[list, list]:
+    """(tags, span scores) of every sentence in input order, through iter_scored."""
+    tags, scores = [None] * len(encoded), [None] * len(encoded)
+    for indices, batch_tags, batch_scores in tagger.iter_scored(encoded, **budget):
+        for i, t, s in zip(indices, batch_tags, batch_scores):
+            tags[i], scores[i] = t, s
+    return tags, scores
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_scores_do_not_depend_on_batch_size_and_leave_tags_unchanged(tiny_model, test_file, precision):
+    tagger = Tagger.load(tiny_model, DEVICE, precision=precision)
+    sentences = [s.tokens for s in read_corpus(test_file)]
+    encoded = tagger.encode(sentences)
+    reference_tags, reference = scored(tagger, encoded, batch_size=256)
+    assert reference_tags == tagger.tag(sentences, batch_size=256)  # the same pass, the same tags
+    assert [len(s) for s in reference] == [len(bio_spans(t)) for t in reference_tags]
+    assert all(0.0 <= p <= 1.0 for s in reference for p in s) and any(p > 0.5 for s in reference for p in s)
+    for batch_size, max_tokens in ((1, None), (7, None), (256, 300), (1953, 10**6)):
+        assert scored(tagger, encoded, batch_size=batch_size, max_tokens=max_tokens) == (reference_tags, reference)
+
+
+def test_a_temperature_changes_scores_never_tags(tiny_model, test_file):
+    sentences = [s.tokens for s in read_corpus(test_file)][:300]
+    tagger = Tagger.load(tiny_model, "cpu")
+    encoded = tagger.encode(sentences)
+    tags, raw = scored(tagger, encoded)
+    tagger.temperature = 2.0
+    softer_tags, softer = scored(tagger, encoded)
+    assert softer_tags == tags
+    flat_raw, flat_softer = [p for s in raw for p in s], [p for s in softer for p in s]
+    # A higher temperature flattens the distribution: confident spans lose confidence.
+    assert all(b < a for a, b in zip(flat_raw, flat_softer) if a > 0.9)
+
+
+def test_calibration_file_is_bound_to_its_weights(tiny_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model, copy)
+    assert Tagger.load(copy, "cpu").temperature == 1.0
+    write_calibration(copy, 1.5, {"fit_on": "dev"})
+    assert Tagger.load(copy, "cpu").temperature == 1.5
+    record = json.loads((copy / "calibration.json").read_text())
+    (copy / "calibration.json").write_text(json.dumps({**record, "weights_sha256": "0" * 64}))
+    with pytest.raises(ModelLoadError, match="fit for other weights"):
+        Tagger.load(copy, "cpu")
+
+
+def test_a_model_without_crf_scores_with_softmax(tiny_model, test_file):
+    model, vocab = load_model_dir(tiny_model, torch.device("cpu"))
+    torch.manual_seed(0)
+    config = ModelConfig.from_dict({**model.config.to_dict(), "crf": False})
+    tagger = Tagger(BiLSTMTagger(config), vocab)
+    sentences = [s.tokens for s in read_corpus(test_file)][:200]
+    encoded = tagger.encode(sentences)
+    tags, scores = scored(tagger, encoded, batch_size=64)
+    assert tags == tagger.tag(sentences)
+    assert scored(tagger, encoded, batch_size=3) == (tags, scores)
+    assert all(0.0 <= p <= 1.0 for s in scores for p in s) and sum(map(len, scores)) > 0
 
 
 def test_char_feature_cache_gives_identical_tags(tiny_model, test_file):

@@ -28,22 +28,33 @@ def sentence(idx: int) -> list[str]:
     return ["show", "me", "a", "movie", "by", *DIRECTORS[idx % len(DIRECTORS)].split(), "from", str(1970 + idx % 50)]
 
 
+def director_score(idx: int) -> float:
+    """A Director's score: 0.5 to 0.75 in steps of 1/16 (exact in binary, so sums are too)."""
+    return (8 + idx % 5) / 16
+
+
+YEAR_SCORE = 15 / 16
+
+
 def fake_tag(idx: int, tokens: list[str]) -> tuple[list[str], list[EntityRow]]:
-    """The tags and entities a perfect tagger would give sentence(idx)."""
+    """The tags and scored entities a perfect tagger would give sentence(idx)."""
     by, year = tokens.index("by"), len(tokens) - 1
     tags = ["O"] * len(tokens)
     tags[by + 1 : year - 1] = ["B-Director"] + ["I-Director"] * (year - by - 3)
     tags[year] = "B-Year"
+    director = " ".join(tokens[by + 1 : year - 1])
+    at = len(" ".join(tokens[: by + 1])) + 1  # character offsets in the tokens joined by spaces
     return tags, [
-        EntityRow(idx, "Director", by + 1, year - 1, " ".join(tokens[by + 1 : year - 1])),
-        EntityRow(idx, "Year", year, year + 1, tokens[year]),
+        EntityRow(idx, "Director", by + 1, year - 1, director, director_score(idx), at, at + len(director)),
+        EntityRow(idx, "Year", year, year + 1, tokens[year], YEAR_SCORE, at + len(director) + 6,
+                  at + len(director) + 6 + len(tokens[year])),
     ]
 
 
 def tag_chunk(session: Session, job_id: int, start: int, stop: int) -> tuple[dict[int, list[str]], list[EntityRow]]:
     tags: dict[int, list[str]] = {}
     entities: list[EntityRow] = []
-    for idx, tokens in load_chunk_sentences(session, job_id, start, stop):
+    for idx, tokens, _ in load_chunk_sentences(session, job_id, start, stop):
         tags[idx], found = fake_tag(idx, tokens)
         entities += found
     return tags, entities

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from storage_fakes import make_job, sentence, write_chunk
+from storage_fakes import YEAR_SCORE, director_score, make_job, sentence, write_chunk
 
 from storage import claim_chunk, mark_chunk_failed, record_evaluation, register_model_version
 
@@ -66,6 +66,16 @@ def expected(name: str, ids: dict[str, Any]) -> tuple[dict[str, Any], list[tuple
                 for label, span in (("Director", director(i)), ("Year", str(1970 + i)))
             ],
         ),
+        "confident_entities": (
+            {"job_id": ids["b"], "min_score": 0.6},
+            [(i, "Year", str(1970 + i), YEAR_SCORE) for i in range(5)]
+            + [(i, "Director", director(i), director_score(i)) for i in (4, 3, 2)],
+        ),
+        "least_confident_sentences": ({"job_id": ids["b"]}, [(i, director_score(i), 2) for i in range(5)]),
+        "mean_confidence_per_label": (
+            {"job_id": ids["b"]},
+            [("Director", 5, sum(map(director_score, range(5))) / 5), ("Year", 5, YEAR_SCORE)],
+        ),
         "director_f1_over_time": ({}, [(ids["model"], f1) for f1 in F1["Director"]]),
         "f1_over_time_per_label": ({}, [(label, f1) for label, values in F1.items() for f1 in values]),
     }[name]
@@ -89,7 +99,8 @@ def normalized(row: Any) -> tuple:
 def test_the_doc_has_each_kind_of_query() -> None:
     assert {name: sorted(blocks) for name, blocks in QUERIES.items()} == {
         "directors_across_jobs": [""], "top_directors": [""], "job_progress": [""], "job_chunks": [""],
-        "entities_in_context": [""],
+        "entities_in_context": [""], "confident_entities": [""], "least_confident_sentences": [""],
+        "mean_confidence_per_label": [""],
         "director_f1_over_time": ["postgresql", "sqlite"], "f1_over_time_per_label": ["postgresql", "sqlite"],
     }
 

@@ -51,7 +51,7 @@ def test_jobs_sentences_and_chunks(session: Session) -> None:
     chunks = storage.create_chunks(session, job.id, 10)
     assert chunks == [(0, 0, 10), (1, 10, 20), (2, 20, 25)]
     assert storage.create_chunks(session, job.id, 3) == chunks  # already split: unchanged
-    assert storage.load_chunk_sentences(session, job.id, 10, 20) == [(i, sentence(i)) for i in range(10, 20)]
+    assert storage.load_chunk_sentences(session, job.id, 10, 20) == [(i, sentence(i), None) for i in range(10, 20)]
     assert storage.job_progress(session, job.id).chunks == {"queued": 3}
 
 
@@ -242,6 +242,25 @@ def test_results_stream_in_input_order(session: Session) -> None:
     assert [e.text for e in years] == [str(1970 + i) for i in range(5, 10)]
     tokens_of_5 = sentence(5)
     assert all(e.text == " ".join(tokens_of_5[e.start : e.end]) for e in entities if e.sentence_idx == 5)
+
+
+def test_sentences_stream_with_their_text_and_entities(session: Session) -> None:
+    """iter_job_sentences merges the two ordered streams: each sentence gets exactly its own
+    entities (scores and offsets included), whatever the fetch size; text round-trips."""
+    job = storage.create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="text")
+    lines = {i: "Show me a movie by " + " ".join(sentence(i)[5:]) + "?" for i in range(0, 10, 2)}
+    rows = ((i, sentence(i), lines.get(i)) if i in lines else (i, sentence(i)) for i in [3, 0, 9, 6, 1, 8, 5, 2, 7, 4])
+    storage.add_sentences(session, job.id, rows, batch_size=4)
+    chunks = storage.create_chunks(session, job.id, 5)
+    write_chunk(session, job.id, chunks[0])
+    assert [(s.idx, s.text) for s in storage.load_chunk_sentences(session, job.id, 0, 3)] == [
+        (0, lines[0]), (1, None), (2, lines[2])]
+    for batch in (1, 3, 100):
+        results = list(storage.iter_job_sentences(session, job.id, batch=batch))
+        assert [r.idx for r in results] == list(range(10))
+        assert [r.text for r in results] == [lines.get(i) for i in range(10)]
+        assert [r.entities for r in results[:5]] == [fake_tag(i, sentence(i))[1] for i in range(5)]
+        assert all(r.tags is None and r.entities == [] for r in results[5:])
 
 
 def test_deleting_a_job_deletes_its_rows(session: Session) -> None:

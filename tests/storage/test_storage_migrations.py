@@ -36,7 +36,7 @@ def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str)
     assert set(Base.metadata.tables) == TABLES
     with scratch_database(kind, migrated=False) as url:
         assert current_revision(url) is None
-        assert upgrade(url) == head_revision() == "0004"
+        assert upgrade(url) == head_revision() == "0005"
         tables, diff = schema_of(url)
         assert tables == TABLES | {"alembic_version"}
         assert diff == []
@@ -46,6 +46,27 @@ def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str)
         assert schema_of(url)[0] == {"alembic_version"}
         assert upgrade(url) == head_revision()
         assert schema_of(url) == (TABLES | {"alembic_version"}, [])
+
+
+def test_scores_and_text_arrive_as_nulls_on_existing_rows(kind: str) -> None:
+    """Migration 0005 on a database with results: old entities keep their text, with no score
+    or offsets yet; old sentences have no original line."""
+    with scratch_database(kind, migrated=False) as url:
+        upgrade(url, "0004")
+        engine = storage.engine.make_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
+                              "n_sentences, n_done, n_failed, created_at) "
+                              "VALUES (1, 'j', 'done', 'x', 'e', 'text', 1, 1, 0, '2025-01-01 00:00:00')"))
+            conn.execute(text("""INSERT INTO sentences (job_id, idx, tokens) VALUES (1, 0, '["jaws"]')"""))
+            conn.execute(text("""INSERT INTO entities (job_id, sentence_idx, label, start, "end", text) """
+                              "VALUES (1, 0, 'Title', 0, 1, 'jaws')"))
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT text, score, char_start, char_end FROM entities")).all() == [
+                ("jaws", None, None, None)]
+            assert conn.execute(text("SELECT text FROM sentences")).scalar_one() is None
+        engine.dispose()
 
 
 def test_upgrade_of_a_current_database_waits_for_no_lock(kind: str) -> None:

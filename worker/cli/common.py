@@ -56,6 +56,17 @@ def positive_int(text: str) -> int:
 positive_int.__name__ = "positive integer"  # argparse names the type in its error message
 
 
+def probability(text: str) -> float:
+    """argparse type for score thresholds."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(text)
+    return value
+
+
+probability.__name__ = "probability (0 to 1)"
+
+
 def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
     """--device, the same for every command that loads a model."""
     p.add_argument("--device", choices=DEVICE_CHOICES, default=default)

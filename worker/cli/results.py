@@ -1,39 +1,36 @@
-"""bin/results JOB: a job's results in input order (conll is exactly bin/tag's output)."""
+"""bin/results JOB: a job's results in input order (conll is exactly bin/tag's output).
+
+Formats: conll (IOB2), jsonl, csv (one row per entity), label-studio (tasks with scored
+pre-annotations), entities (tab-separated); see worker/exports.py."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import storage
 
-from .common import run
-from .tag import open_output, write_conll
-
-NO_TAG = "-"  # shown in conll output for sentences whose chunk failed
+from ..exports import FORMATS
+from ..results import export_job
+from .common import probability, run
+from .tag import open_output
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bin/results", description=__doc__)
+    p = argparse.ArgumentParser(prog="bin/results", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("job", type=int)
-    p.add_argument("--format", choices=("conll", "jsonl", "entities"), default="conll")
+    p.add_argument("--format", choices=FORMATS, default="conll")
+    p.add_argument("--min-score", type=probability, metavar="S",
+                   help="drop entities scored below S (their tokens become O)")
+    p.add_argument("--max-score", type=probability, metavar="S",
+                   help="only sentences holding an entity scored below S: the ones worth a review")
     p.add_argument("-o", "--output", help="output file (default stdout)")
     args = p.parse_args(argv)
-    untagged: list[int] = []
-    with storage.session_scope() as session, open_output(args.output) as out:
+    with storage.session_scope() as session:
         status = storage.get_job(session, args.job).status
-        if args.format == "entities":
-            out.write("sentence_idx\tlabel\tstart\tend\ttext\n")
-            for e in storage.iter_job_entities(session, args.job):
-                out.write(f"{e.sentence_idx}\t{e.label}\t{e.start}\t{e.end}\t{e.text}\n")
-        for idx, tokens, tags in storage.iter_job_results(session, args.job):
-            if tags is None:
-                untagged.append(idx)
-            if args.format == "conll":
-                write_conll(out, tokens, tags or [NO_TAG] * len(tokens))
-            elif args.format == "jsonl":
-                out.write(json.dumps({"idx": idx, "tokens": tokens, "tags": tags}, ensure_ascii=False) + "\n")
+    with open_output(args.output) as out:
+        untagged = export_job(args.job, args.format, out, min_score=args.min_score, max_score=args.max_score)
     if untagged:
         shown = ", ".join(map(str, untagged[:20])) + (" ..." if len(untagged) > 20 else "")
         why = (f"job {args.job} was cancelled before they were tagged" if status == "cancelled"

@@ -1,4 +1,5 @@
-"""bin/tag: tag a file (or stdin) and write `token<TAB>TAG` lines, a blank line between sentences."""
+"""bin/tag: tag a file (or stdin) and write `token<TAB>TAG` lines, a blank line between sentences
+(or, with --output-format, any format bin/results writes: entities with scores and offsets)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,24 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from model.corpus import FORMATS, read_sentences
+from model.annotate import iter_annotated, prepare
+from model.corpus import FORMATS, Sentence, read_sentences
 from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
+from ..exports import FORMATS as OUTPUT_FORMATS
+from ..exports import Result, write_results
 from ..registry import resolve_model_dir
 from .common import add_device_option, positive_int, run
 
+if TYPE_CHECKING:
+    from model import Tagger
+
 READ_AHEAD = 20_000  # sentences read and tagged at a time: memory stays flat on huge inputs
-
-
-def write_conll(out: TextIO, tokens: Sequence[str], tags: Sequence[str]) -> None:
-    """The one output format of bin/tag (and bin/results --format conll)."""
-    out.write("".join(f"{tok}\t{tag}\n" for tok, tag in zip(tokens, tags)))
-    out.write("\n")
 
 
 @contextlib.contextmanager
@@ -55,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
                    "else var/models/current)")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text: one query per line; bio/conll: gold tags are ignored; jsonl")
+    p.add_argument("--output-format", choices=OUTPUT_FORMATS, default="conll",
+                   help="conll (default), or one of bin/results's formats")
     p.add_argument("-o", "--output", help="output file (default stdout)")
     add_device_option(p)
     p.add_argument("--batch-size", type=positive_int,
@@ -64,17 +67,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def tagged(tagger: Tagger, sentences: Iterator[Sentence]) -> Iterator[Result]:
+    """Each sentence's tags and scored entities in input order, READ_AHEAD sentences at a time."""
+    done = 0
+    for block in _blocks(sentences, READ_AHEAD):
+        prepared = [prepare(s.tokens, s.text) for s in block]
+        results: list[Result | None] = [None] * len(block)
+        for positions, annotated in iter_annotated(tagger, prepared):
+            for i, a in zip(positions, annotated):
+                results[i] = Result(done + i, block[i].tokens, block[i].text, a.tags, a.entities)
+        yield from results  # type: ignore[misc] - every position was filled
+        done += len(block)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from model import Tagger  # torch loads here, not for --help or bin/results
 
-    tagger = Tagger.load(resolve_model_dir(args.model), args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    model_dir = resolve_model_dir(args.model)
+    tagger = Tagger.load(model_dir, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
-        for block in _blocks(sentences, READ_AHEAD):
-            tokens = [s.tokens for s in block]
-            for toks, tags in zip(tokens, tagger.tag(tokens)):
-                write_conll(out, toks, tags)
+        write_results(out, tagged(tagger, sentences), args.output_format, model_version=Path(model_dir).resolve().name)
     return 0
 
 

@@ -15,6 +15,7 @@ from .data import Run
 F1_OVER_TIME, LATEST_BARS, TRAINING_CURVE, INDEX = (
     "f1_over_time.png", "latest_per_label.png", "training_curve.png", "index.html",
 )
+RELIABILITY = "reliability.png"
 PAGE = Template(files(__package__).joinpath("page.html").read_text(encoding="utf-8"))
 
 
@@ -61,7 +62,7 @@ def render_page(runs: list[Run], metrics: dict[str, Any], model_label: str) -> s
     return PAGE.substitute(
         generated=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}",
         dataset=html.escape(runs[-1].dataset) if runs else "(none yet)",
-        f1_over_time=F1_OVER_TIME, latest_bars=LATEST_BARS, training_curve=TRAINING_CURVE,
+        f1_over_time=F1_OVER_TIME, latest_bars=LATEST_BARS, training_curve=TRAINING_CURVE, reliability=RELIABILITY,
         runs_table=_runs_table(runs), latest_table=_latest_table(runs), training_table=_training_table(metrics),
         model_label=html.escape(model_label),
     )

@@ -161,3 +161,27 @@ def plot_training_curve(metrics: dict[str, Any], model_label: str, out: Path) ->
         ax.grid(alpha=0.3)
     fig.savefig(out, dpi=100)
     return fig
+
+
+def plot_reliability(calibration: dict[str, Any], model_label: str, out: Path) -> None:
+    """Entity scores against how often such entities are exactly right (bench_calibration.py's
+    test-set measurement in calibration.json): on the diagonal, a score means what it says."""
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    measured = [(name, calibration[name]) for name in ("raw", "calibrated") if name in calibration]
+    if not measured:
+        _empty(fig, f"no calibration measured for {model_label}\n(bench/bench_calibration.py --save)")
+    else:
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+        for (name, m), color in zip(measured, ("#dd8452", "#4c72b0")):
+            rows = [r for r in m["reliability"] if r["n"]]
+            ax.plot([r["mean_score"] for r in rows], [r["accuracy"] for r in rows], marker="o", color=color,
+                    label=f"{name} (T={m['temperature']:.2f}): ECE {m['ece']:.3f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("entity score (mean per bin)")
+        ax.set_ylabel("share exactly a gold span")
+        ax.set_title(f"Reliability of entity scores: {model_label}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+    fig.savefig(out, dpi=100)
