@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Soak test of the queue: --sentences through --workers CPU workers (bin/worker) while one
-worker's whole process group is SIGKILLed every --kill-every seconds (in turn) and replaced at
-once, with bin/beat sending the stale-chunk sweeper. Then checks in SQL that the job is complete
-and exact: done, every sentence tagged once, the tags of sentence i those of test query
-i % 1953 as tagged in this process, and its entities exactly the spans of those tags.
+"""Soak test of the queue under a mixed workload: --jobs jobs of --sentences each, submitted at
+once onto one shared queue, tagged by --workers CPU workers (bin/worker) with bin/beat sending
+the stale-chunk sweeper, while one worker's whole process group is SIGKILLed every --kill-every
+seconds (in turn, replaced at once), Redis is restarted once without persistence (every queued
+message lost) and PostgreSQL once. Redis and PostgreSQL are private servers started for the run
+on free ports (tests/worker/services.py), so the machine's shared ones are never touched.
 
-Not run in CI. Prints one JSON object on stdout (progress goes to stderr); exits 1 unless exact.
+Then checks in SQL that every job is complete and exact: done, every sentence tagged once, the
+tags of sentence i those of test query i % 1953 as tagged in this process, its entities exactly
+the spans of those tags; and, from the chunks' timestamps, how long any chunk hit by a fault
+waited before it moved again (bench/soak_faults.py). Targets: 0 lost, 0 duplicated, every job
+finished, no chunk waiting longer than 2 x NERQ_STALE_CHUNK_SECONDS after a fault.
 
-    bin/_python bench/soak.py --model var/models/current            # 1M sentences, a kill a minute
-    bin/_python bench/soak.py --model var/models/soak-quick --sentences 20000 --kill-every 10 \\
-        --stale-seconds 10
+Not run in CI. Prints one JSON object on stdout (progress goes to stderr); exits 1 unless every
+target is met.
+
+    bin/_python bench/soak.py --model var/models/current          # 4 x 250,000 sentences, a kill a minute
+    bin/_python bench/soak.py --model var/models/soak-quick --jobs 3 --sentences 5000 \\
+        --kill-every 30 --stale-seconds 20                         # a few minutes
 """
 
 from __future__ import annotations
@@ -24,38 +32,48 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.soak_check import exactness, expected_tagging, totals  # noqa: E402
+from bench.soak_faults import ChunkWatch, Schedule  # noqa: E402
+from storage import FINISHED  # noqa: E402
 from tests.support.procs import BinProcess, WorkerProcess, stop_all  # noqa: E402
+from tests.worker.services import PostgresServer, RedisServer  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sentences", type=int, default=1_000_000, help="sentences in the job (default 1,000,000)")
+    p.add_argument("--jobs", type=int, default=4, help="jobs submitted at once onto one queue (default 4)")
+    p.add_argument("--sentences", type=int, default=250_000, help="sentences in each job (default 250,000)")
     p.add_argument("--kill-every", type=float, default=60, metavar="SECONDS",
                    help="SIGKILL one worker (in turn) this often, 0 for never (default 60)")
+    p.add_argument("--redis-restart-at", type=float, default=0.3, metavar="FRACTION",
+                   help="restart Redis, emptied, once this fraction of all sentences is finished; 0: never "
+                        "(default 0.3)")
+    p.add_argument("--postgres-restart-at", type=float, default=0.6, metavar="FRACTION",
+                   help="restart PostgreSQL once this fraction is finished; 0: never (default 0.6)")
+    p.add_argument("--postgres-down", type=float, default=5, metavar="SECONDS",
+                   help="how long PostgreSQL stays down when restarted (default 5)")
     p.add_argument("--workers", type=int, default=2, help="workers kept running (default 2)")
     p.add_argument("--chunk-size", type=int, default=1000, help="sentences per chunk (default 1000)")
     p.add_argument("--model", default="var/models/current", help="model directory (default var/models/current)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="device of the workers and of the reference tagging (default cpu)")
-    p.add_argument("--database-url",
-                   help="SQLAlchemy URL (default: a scratch PostgreSQL database, dropped at the end)")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="broker (default %(default)s)")
     p.add_argument("--stale-seconds", type=float, default=30,
                    help="NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again (default 30)")
     p.add_argument("--sweep-interval", type=float, default=5,
                    help="NERQ_SWEEP_INTERVAL_SECONDS of bin/beat (default 5)")
     p.add_argument("--timeout", type=float, default=7200,
-                   help="give up waiting for the job after this many seconds from submit (default 7200)")
+                   help="give up waiting for the jobs after this many seconds from submit (default 7200)")
     p.add_argument("--log-dir",
                    help="keep the input, worker, beat and submit logs here (default: a temp dir, removed)")
     args = p.parse_args(argv)
-    if args.sentences < 1 or args.workers < 1 or args.chunk_size < 1:
-        p.error("--sentences, --workers and --chunk-size must be positive")
+    if min(args.jobs, args.sentences, args.workers, args.chunk_size) < 1:
+        p.error("--jobs, --sentences, --workers and --chunk-size must be positive")
     return args
 
 
@@ -82,18 +100,6 @@ def write_input(path: Path, queries: list[list[str]], n: int) -> None:
             f.writelines(lines[: min(len(lines), n - start)])
 
 
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[tuple[str, bool]]:
-    """(URL, whether it is a scratch database made for this run)."""
-    if url:
-        yield url, False
-        return
-    from tests.support.scratch import scratch_database
-
-    with scratch_database("postgresql") as scratch:
-        yield scratch, True
-
-
 class Submit(BinProcess):
     """bin/submit in the background (no --wait); its first stdout line is the job id."""
 
@@ -113,96 +119,234 @@ class Submit(BinProcess):
         self.proc.stdout.read()  # drain, so a chatty submit never blocks on a full pipe
 
 
-def clean_redis(redis_url: str, queue: str) -> int:
-    """Drop the run's queue and its unacknowledged messages (those of killed workers), so
-    nothing of this run is ever restored to a queue later. Returns the messages removed."""
-    import redis
+class Fleet:
+    """The workers (kept at a fixed number, a dead one replaced at once) and the beat, and
+    every process started for the run, killed ones included: all are stopped at the end."""
 
-    r = redis.Redis.from_url(redis_url)
-    removed = r.llen(queue)
-    r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")  # its exchange's bindings
-    for tag, raw in r.hscan_iter("unacked"):
-        with contextlib.suppress(Exception):
-            if json.loads(raw)[2] == queue:  # kombu keeps [message, exchange, routing key]
-                r.hdel("unacked", tag)
-                r.zrem("unacked_index", tag)
-                removed += 1
-    return removed
+    def __init__(self, env: dict[str, str], tmp: Path, queue: str) -> None:
+        self.env, self.tmp, self.queue = env, tmp, queue
+        self.procs: list[BinProcess] = []
+        self.slots: list[WorkerProcess] = []
+        self.kills: list[dict] = []
+        self.unexpected_exits: list[dict] = []
+
+    def _worker(self) -> WorkerProcess:
+        w = WorkerProcess(self.env, self.tmp / f"worker{len(self.procs)}.log", self.queue)
+        self.procs.append(w)
+        return w
+
+    def start(self, workers: int) -> None:
+        self.slots = [self._worker() for _ in range(workers)]
+        for w in self.slots:
+            w.wait_ready()
+        self.beat = BinProcess("beat", self.env, self.tmp / "beat.log", "--queue", self.queue,
+                               "--schedule-file", str(self.tmp / "beat.schedule"))
+        self.procs.append(self.beat)
+
+    def check(self, t: float) -> None:
+        """Replace a worker that died by itself (a finding, reported); a dead beat ends the run."""
+        for i, w in enumerate(self.slots):
+            if not w.alive():
+                self.unexpected_exits.append({"t": round(t, 1), "slot": i, "rc": w.proc.returncode, "log": str(w.log)})
+                log(f"worker in slot {i} exited by itself (rc {w.proc.returncode}); replacing it")
+                w.stop()
+                self.slots[i] = self._worker()
+        if not self.beat.alive():
+            raise RuntimeError(f"bin/beat exited: {self.beat.text()[-2000:]}")
+
+    def kill_one(self, t: float) -> None:
+        """SIGKILL the next worker in turn and start its replacement."""
+        i = len(self.kills) % len(self.slots)
+        victim = self.slots[i]
+        try:
+            was_ready: bool | None = victim.ready()  # it answers a ping: it had started consuming
+        except (redis.RedisError, OSError):  # the ping's connection predates a Redis restart
+            was_ready = None
+        victim.kill()
+        self.slots[i] = self._worker()
+        self.kills.append({"t": round(t, 1), "slot": i, "pid": victim.pid, "was_ready": was_ready})
+
+    def stop(self) -> None:
+        stop_all(self.procs)
+
+    def resent_by_sweeper(self) -> int:
+        """Chunks the sweeper sent again, by the workers' logs (a figure, not a check)."""
+        return sum(int(line.split("sweeper: sent ")[1].split()[0]) for p in self.procs
+                   if isinstance(p, WorkerProcess) for line in p.text().splitlines() if "sweeper: sent " in line)
 
 
-def expected_tagging(model: str, device: str, queries: list[list[str]]) -> list[list[str]]:
-    import torch
+def submit_jobs(env: dict[str, str], tmp: Path, input_path: Path, queue: str, args: argparse.Namespace,
+                procs: list[BinProcess]) -> list[Submit]:
+    """Start every bin/submit at once, all onto `queue`; returns once each has stored its job."""
+    submits = [Submit(env, tmp / f"submit{i}.log", input_path, queue, args.chunk_size) for i in range(args.jobs)]
+    procs.extend(submits)
+    deadline = time.monotonic() + args.timeout
+    while any(s.job_id is None for s in submits):
+        for s in submits:
+            if s.job_id is None and s.first_line is not None:  # read, and not a job id
+                s.proc.wait()
+                raise RuntimeError(f"bin/submit failed (rc {s.proc.returncode}): {s.first_line!r} {s.text()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("bin/submit printed no job id")
+        time.sleep(0.1)
+    return submits
 
-    from model import Tagger
 
-    torch.set_num_threads(1)  # the workers' setting (NERQ_TORCH_THREADS=1)
-    return Tagger.load(model, device).tag(queries)
+class Soak:
+    """One run: private servers, the fleet, the jobs, the faults on schedule, and the wait."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path, redis_server: RedisServer, pg: PostgresServer,
+                 env: dict[str, str]) -> None:
+        self.args, self.tmp, self.redis, self.pg, self.env = args, tmp, redis_server, pg, env
+        self.queue = env["NERQ_SOAK_QUEUE"]
+        self.fleet = Fleet(env, tmp, self.queue)
+        self.watch: ChunkWatch | None = None
+        self.submits: list[Submit] = []
+        self.finished = 0
+
+    def run(self, input_path: Path) -> dict:
+        """Start everything, submit, inject the faults until every job finishes; the timings."""
+        self.fleet.start(self.args.workers)
+        log(f"{self.args.workers} workers ready on queue {self.queue}; beat started; submitting {self.args.jobs} jobs")
+        t0 = time.monotonic()
+        self.submits = submit_jobs(self.env, self.tmp, input_path, self.queue, self.args, self.fleet.procs)
+        job_ids = [s.job_id for s in self.submits]
+        stored_s = time.monotonic() - t0
+        log(f"jobs {job_ids} stored after {stored_s:.1f}s")
+        self.watch = ChunkWatch(job_ids)
+        schedule = Schedule(self.args.kill_every, self.args.redis_restart_at, self.args.postgres_restart_at)
+        statuses = self._until_finished(t0, schedule)
+        return {"job_ids": job_ids, "statuses": statuses, "seconds": round(time.monotonic() - t0, 1),
+                "submit_stored_s": round(stored_s, 1)}
+
+    def _until_finished(self, t0: float, schedule: Schedule) -> dict[int, str]:
+        from tqdm import tqdm
+
+        total = self.args.jobs * self.args.sentences
+        statuses: dict[int, str] = {}
+        with tqdm(total=total, desc="soak", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+            while time.monotonic() - t0 < self.args.timeout:
+                t = time.monotonic() - t0
+                self.fleet.check(t)
+                failed = [s for s in self.submits if s.proc.poll() not in (None, 0)]
+                if failed:
+                    raise RuntimeError(f"bin/submit exited {failed[0].proc.returncode}: {failed[0].text()[-2000:]}")
+                self._faults(t, schedule, self.finished / total)
+                statuses = self._poll() or statuses
+                bar.update(self.finished - bar.n)
+                bar.set_postfix(kills=len(self.fleet.kills), refresh=False)
+                if statuses and all(s in FINISHED for s in statuses.values()):
+                    break
+                time.sleep(0.5)
+        return statuses
+
+    def _poll(self) -> dict[int, str] | None:
+        """Each job's status, and the chunks' states into the watch; None while the database is down."""
+        import sqlalchemy.exc
+
+        import storage
+
+        assert self.watch is not None
+        try:
+            with storage.session_scope(self.env["NERQ_DATABASE_URL"]) as session:
+                progress = {j: storage.job_progress(session, j) for j in self.watch.job_ids}
+                self.watch.poll(session)
+        except sqlalchemy.exc.DBAPIError:  # PostgreSQL restarting: the workers wait it out too
+            return None
+        self.finished = sum(p.n_done + p.n_failed for p in progress.values())
+        return {j: p.status for j, p in progress.items()}
+
+    def _faults(self, t: float, schedule: Schedule, fraction: float) -> None:
+        assert self.watch is not None
+        if schedule.kill_due():
+            self.watch.fault("worker_kill", t)
+            self.fleet.kill_one(t)
+        for kind in schedule.restarts_due(fraction):
+            log(f"{kind} at {t:.0f}s ({fraction:.0%} of the sentences finished)")
+            self.watch.fault(kind, t)
+            server = self.redis if kind == "redis_restart" else self.pg
+            server.stop()
+            if kind == "postgres_restart":
+                time.sleep(self.args.postgres_down)  # the outage itself
+            server.start()
+
+    def report(self, timings: dict, expected: list[list[str]]) -> dict:
+        """The JSON report: the checks of every job, the faults and the targets."""
+        assert self.watch is not None
+        checks = {j: exactness(self.env["NERQ_DATABASE_URL"], j, self.args.sentences, expected)
+                  for j in timings["job_ids"]}
+        max_wait = self.watch.max_wait()
+        result = {**totals(self.args.sentences, checks), **timings,
+                  "jobs_finished": sum(s == "done" for s in timings["statuses"].values()),
+                  "max_wait_after_fault_s": None if max_wait is None else round(max_wait, 1),
+                  "chunks_never_moved_after_fault": self.watch.never_moved(),
+                  "faults": [f.report() for f in self.watch.faults],
+                  "kills": len(self.fleet.kills), "kill_times_s": [k["t"] for k in self.fleet.kills],
+                  "kills_of_workers_not_yet_ready": sum(k["was_ready"] is False for k in self.fleet.kills),
+                  "workers_started": sum(isinstance(p, WorkerProcess) for p in self.fleet.procs),
+                  "unexpected_worker_exits": self.fleet.unexpected_exits,
+                  "chunks_resent_by_sweeper": self.fleet.resent_by_sweeper(),
+                  "per_job": {j: {k: c[k] for k in ("exact", "chunks", "chunks_retried", "max_attempts", "mismatches")}
+                           for j, c in checks.items()}}
+        result["sentences_per_s"] = round(result["sentences_submitted"] / timings["seconds"], 1)
+        result["targets"] = targets(result, self.args)
+        return result
 
 
-def exactness(url: str, job_id: int, n: int, expected: list[list[str]]) -> dict:
-    """Counts of every kind of mismatch between the stored job and the reference tagging,
-    computed in SQL against temporary tables of the 1953 expected tag lists and spans."""
-    from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, insert, select
-
-    import storage
-    from model.spans import bio_spans
-    from storage.schema import Chunk, Entity, Job, JSONDocument, Sentence
-
-    base = len(expected)
-    meta = MetaData()
-    exp = Table("soak_expected", meta, Column("base_idx", Integer, primary_key=True), Column("tags", JSONDocument),
-                Column("n_entities", Integer), prefixes=["TEMPORARY"])
-    exp_spans = Table("soak_expected_spans", meta, Column("base_idx", Integer), Column("label", String(64)),
-                      Column("start", Integer), Column("end", Integer), prefixes=["TEMPORARY"])
-    s, e, c = Sentence.__table__, Entity.__table__, Chunk.__table__
-    counts: dict[str, int] = {}
-    with storage.get_engine(url).connect() as conn:  # one connection: temporary tables live in it
-        meta.create_all(conn)
-        conn.execute(insert(exp), [{"base_idx": i, "tags": t, "n_entities": len(bio_spans(t))}
-                                   for i, t in enumerate(expected)])
-        conn.execute(insert(exp_spans), [{"base_idx": i, "label": sp.label, "start": sp.start, "end": sp.end}
-                                         for i, t in enumerate(expected) for sp in bio_spans(t)])
-
-        def scalar(stmt) -> int:  # noqa: ANN001
-            return int(conn.execute(stmt).scalar_one() or 0)
-
-        job = conn.execute(select(Job.status, Job.n_sentences, Job.n_done, Job.n_failed).where(Job.id == job_id)).one()
-        mine = s.c.job_id == job_id
-        per_sentence = s.join(exp, exp.c.base_idx == s.c.idx % base)
-        counts["job_not_done"] = int(job.status != "done")
-        counts["n_sentences_wrong"] = int(job.n_sentences != n)
-        counts["n_done_short"] = n - job.n_done
-        counts["n_failed"] = job.n_failed
-        in_range = s.c.idx.between(0, n - 1)
-        counts["missing_sentences"] = n - scalar(select(func.count()).select_from(s).where(mine, in_range))
-        counts["extra_sentences"] = scalar(select(func.count()).select_from(s).where(mine, ~in_range))
-        counts["untagged_sentences"] = scalar(select(func.count()).select_from(s).where(mine, s.c.tags.is_(None)))
-        counts["wrong_tags"] = scalar(select(func.count()).select_from(per_sentence)
-                                      .where(mine, s.c.tags.is_not(None), s.c.tags != exp.c.tags))
-        dup = (select(e.c.sentence_idx).where(e.c.job_id == job_id)
-               .group_by(e.c.sentence_idx, e.c.start).having(func.count() > 1).subquery())
-        counts["duplicate_entities"] = scalar(select(func.count()).select_from(dup))
-        per_idx = (select(e.c.sentence_idx, func.count().label("n")).where(e.c.job_id == job_id)
-                   .group_by(e.c.sentence_idx).subquery())
-        counts["wrong_entity_count"] = scalar(
-            select(func.count()).select_from(per_sentence.outerjoin(per_idx, per_idx.c.sentence_idx == s.c.idx))
-            .where(mine, func.coalesce(per_idx.c.n, 0) != exp.c.n_entities))
-        counts["unexpected_entities"] = scalar(
-            select(func.count()).select_from(e.outerjoin(exp_spans, and_(
-                exp_spans.c.base_idx == e.c.sentence_idx % base, exp_spans.c.label == e.c.label,
-                exp_spans.c.start == e.c.start, exp_spans.c.end == e.c.end)))
-            .where(e.c.job_id == job_id, exp_spans.c.base_idx.is_(None)))
-        entities = scalar(select(func.count()).select_from(e).where(e.c.job_id == job_id))
-        retried = conn.execute(select(func.count().filter(c.c.attempts > 1), func.max(c.c.attempts), func.count())
-                               .where(c.c.job_id == job_id)).one()
-        conn.rollback()  # nothing to keep: the temporary tables go with the connection
-    per_query = [len(bio_spans(t)) for t in expected]
-    expected_entities = sum(per_query[i % base] for i in range(n))
+def targets(result: dict, args: argparse.Namespace) -> dict:
+    """The soak's targets, each with whether it was met."""
+    bound = 2 * args.stale_seconds
+    wait = result["max_wait_after_fault_s"]
     return {
-        "exact": not any(counts.values()) and entities == expected_entities,
-        "mismatches": counts, "entities": entities, "expected_entities": expected_entities,
-        "chunks": retried[2], "chunks_retried": retried[0], "max_attempts": retried[1] or 0,
+        "lost_0": result["sentences_lost"] == 0,
+        "duplicated_0": result["duplicated"] == 0,
+        "every_job_finished": result["jobs_finished"] == args.jobs,
+        f"max_wait_after_fault_at_most_{bound:g}s": (wait is None or wait <= bound)
+        and result["chunks_never_moved_after_fault"] == 0,
+        "exact": result["jobs_exact"] == args.jobs,
     }
+
+
+def worker_env(args: argparse.Namespace, model: str, redis_url: str, database_url: str) -> dict[str, str]:
+    return {**os.environ, "NERQ_BROKER_URL": redis_url, "NERQ_DATABASE_URL": database_url, "NERQ_MODEL": model,
+            "NERQ_DEVICE": args.device, "NERQ_TORCH_THREADS": "1", "NERQ_PYTHON": sys.executable,
+            "NERQ_STALE_CHUNK_SECONDS": f"{args.stale_seconds:g}",
+            "NERQ_SWEEP_INTERVAL_SECONDS": f"{args.sweep_interval:g}",
+            "NERQ_SOAK_QUEUE": f"nerq_soak_{secrets.token_hex(4)}"}
+
+
+def soak(args: argparse.Namespace, model: str, stack: contextlib.ExitStack) -> dict:
+    """Servers up, the reference tagging, the run, everything stopped, then the report."""
+    tmp = Path(args.log_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="soak_")))
+    tmp.mkdir(parents=True, exist_ok=True)
+    redis_server, pg = RedisServer(), PostgresServer()
+    for server in (redis_server, pg):
+        stack.callback(server.close)
+        server.start()
+    env = worker_env(args, model, redis_server.url, pg.url)
+    import storage
+
+    storage.get_engine(pg.url)  # migrate once, before several processes race to do it
+    queries = base_queries()
+    input_path = tmp / "queries.txt"
+    write_input(input_path, queries, args.sentences)
+    log(f"{args.jobs} x {args.sentences} sentences ({len(queries)} test queries repeated); reference tagging")
+    expected = expected_tagging(model, args.device, queries)
+    run = Soak(args, tmp, redis_server, pg, env)
+    try:
+        timings = run.run(input_path)
+    finally:
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:  # a second Ctrl-C must not leave workers behind
+            run.fleet.stop()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+    log(f"jobs {timings['statuses']} after {timings['seconds']}s; checking them")
+    settings = {k: getattr(args, k) for k in ("jobs", "sentences", "workers", "kill_every", "chunk_size",
+                                              "stale_seconds", "redis_restart_at", "postgres_restart_at")}
+    return {**settings, "model": model, "queue": run.queue, **run.report(timings, expected),
+            **({"log_dir": str(tmp)} if args.log_dir else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,139 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: no model at {model} (train one: bin/train --epochs 2 --out var/models/soak-quick)",
               file=sys.stderr)
         return 2
-    queue = f"nerq_soak_{secrets.token_hex(4)}"
-    procs: list[BinProcess] = []  # every process started, killed ones included: all are stopped at the end
-    result: dict = {"sentences": args.sentences, "workers": args.workers, "kill_every_s": args.kill_every,
-                    "chunk_size": args.chunk_size, "stale_seconds": args.stale_seconds, "model": model,
-                    "queue": queue}
     with contextlib.ExitStack() as stack:
-        tmp = Path(args.log_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="soak_")))
-        tmp.mkdir(parents=True, exist_ok=True)
-        url, scratch = stack.enter_context(database(args.database_url))
-        os.environ["NERQ_DATABASE_URL"] = url  # before storage opens an engine
-        import storage
-        from storage.engine import display_url
-        from tqdm import tqdm
-
-        result["database"] = display_url(url) + (" (scratch)" if scratch else "")
-        storage.get_engine(url)  # migrate once, before several processes race to do it
-
-        queries = base_queries()
-        input_path = tmp / "queries.txt"
-        write_input(input_path, queries, args.sentences)
-        log(f"{args.sentences} sentences ({len(queries)} test queries repeated) in {input_path}; "
-            f"tagging them in-process for the reference")
-        expected = expected_tagging(model, args.device, queries)
-
-        env = {**os.environ, "NERQ_BROKER_URL": args.redis_url, "NERQ_DATABASE_URL": url, "NERQ_MODEL": model,
-               "NERQ_DEVICE": args.device, "NERQ_TORCH_THREADS": "1", "NERQ_PYTHON": sys.executable,
-               "NERQ_STALE_CHUNK_SECONDS": f"{args.stale_seconds:g}",
-               "NERQ_SWEEP_INTERVAL_SECONDS": f"{args.sweep_interval:g}"}
-        started = 0
-
-        def start_worker() -> WorkerProcess:
-            nonlocal started
-            w = WorkerProcess(env, tmp / f"worker{started}.log", queue)
-            started += 1
-            procs.append(w)
-            return w
-
-        kills: list[dict] = []
-        unexpected_exits: list[dict] = []
-        try:
-            slots = [start_worker() for _ in range(args.workers)]
-            for w in slots:
-                w.wait_ready()
-            beat = BinProcess("beat", env, tmp / "beat.log", "--queue", queue,
-                              "--schedule-file", str(tmp / "beat.schedule"))
-            procs.append(beat)
-            log(f"{args.workers} workers ready on queue {queue}; beat started; submitting")
-
-            t0 = time.monotonic()
-            submit = Submit(env, tmp / "submit.log", input_path, queue, args.chunk_size)
-            procs.append(submit)
-            while submit.job_id is None:
-                if submit.first_line is not None:  # read, and not a job id
-                    submit.proc.wait()
-                    raise RuntimeError(f"bin/submit failed (rc {submit.proc.returncode}): "
-                                       f"{submit.first_line!r} {submit.text()[-2000:]}")
-                if time.monotonic() - t0 > args.timeout:
-                    raise TimeoutError("bin/submit printed no job id")
-                time.sleep(0.1)
-            job_id = submit.job_id
-            stored_s = time.monotonic() - t0
-            log(f"job {job_id} stored after {stored_s:.1f}s; chunks are being queued")
-
-            next_kill = time.monotonic() + args.kill_every if args.kill_every > 0 else float("inf")
-            deadline = t0 + args.timeout
-            state = None
-            submit_rc = None
-            with tqdm(total=args.sentences, desc=f"job {job_id}", unit="sent", file=sys.stderr,
-                      dynamic_ncols=True) as bar:
-                while True:
-                    now = time.monotonic()
-                    if submit_rc is None and submit.proc.poll() is not None:
-                        submit_rc = submit.proc.returncode
-                        if submit_rc != 0:
-                            raise RuntimeError(f"bin/submit exited {submit_rc}: "
-                                               f"{submit.text()[-2000:]}")
-                    for i, w in enumerate(slots):  # a worker that died by itself is a finding; replace it
-                        if not w.alive():
-                            unexpected_exits.append({"t": round(now - t0, 1), "slot": i, "rc": w.proc.returncode,
-                                                     "log": str(w.log)})
-                            log(f"worker in slot {i} exited by itself (rc {w.proc.returncode}); replacing it")
-                            w.stop()
-                            slots[i] = start_worker()
-                    if not beat.alive():
-                        raise RuntimeError(f"bin/beat exited: {beat.text()[-2000:]}")
-                    if now >= next_kill:
-                        i = len(kills) % len(slots)
-                        victim = slots[i]
-                        was_ready = victim.ready()  # it answers a ping: it had started consuming
-                        victim.kill()
-                        slots[i] = start_worker()
-                        kills.append({"t": round(now - t0, 1), "slot": i, "pid": victim.pid,
-                                      "was_ready": was_ready})
-                        bar.set_postfix(kills=len(kills), refresh=False)
-                        next_kill += args.kill_every
-                    with storage.session_scope(url) as session:
-                        state = storage.job_progress(session, job_id)
-                    bar.update(state.n_done + state.n_failed - bar.n)
-                    if state.status in storage.FINISHED or now > deadline:
-                        break
-                    time.sleep(0.5)
-            seconds = time.monotonic() - t0
-            timed_out = state.status not in storage.FINISHED
-            log(f"job {job_id} {state.status} after {seconds:.1f}s with {len(kills)} kills; checking it")
-        finally:
-            handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:  # a second Ctrl-C must not leave workers behind
-                stop_all(procs)
-                with contextlib.suppress(Exception):
-                    result["redis_messages_dropped"] = clean_redis(args.redis_url, queue)
-            finally:
-                for sig, handler in handlers.items():
-                    signal.signal(sig, handler)
-
-        sweeps = sum(int(line.split("sweeper: sent ")[1].split()[0]) for p in procs if isinstance(p, WorkerProcess)
-                     for line in p.text().splitlines() if "sweeper: sent " in line)
-        check = exactness(url, job_id, args.sentences, expected)
-        result.update({
-            "job_id": job_id, "status": state.status, "timed_out": timed_out, "seconds": round(seconds, 1),
-            "submit_stored_s": round(stored_s, 1),
-            "sentences_per_s": round(args.sentences / seconds, 1), "kills": len(kills),
-            "kill_times_s": [k["t"] for k in kills],
-            "kills_of_workers_not_yet_ready": sum(not k["was_ready"] for k in kills), "workers_started": started,
-            "unexpected_worker_exits": unexpected_exits, "chunks": check["chunks"],
-            "chunks_retried": check["chunks_retried"], "max_attempts": check["max_attempts"],
-            "chunks_resent_by_sweeper": sweeps, "entities": check["entities"],
-            "expected_entities": check["expected_entities"], "exact": check["exact"],
-            "mismatches": check["mismatches"],
-        })
-        if args.log_dir:
-            result["log_dir"] = str(tmp)
+        result = soak(args, model, stack)
     print(json.dumps(result, indent=2))
-    return 0 if result["exact"] else 1
+    return 0 if all(result["targets"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """docker-compose.yml, .env.example and the Dockerfile, checked against the code they start:
 the commands and options exist, the variables are read by the code, the services wait for
-what they need, and compose itself accepts the file. Nothing is started and nothing is built."""
+what they need, and compose itself accepts the file. Nothing is built; the one thing started is
+the redis service's start script, with the local redis-server standing in for the image's."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
-from tests.support.procs import BIN, REPO, run_bin
+from tests.support.polling import wait_until
+from tests.support.procs import BIN, REPO, free_port, run_bin
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -151,11 +154,61 @@ def test_required_services_exist() -> None:
     assert "version" not in compose(), "the compose spec has no top-level version: key"
 
 
-def test_redis_keeps_an_append_only_file_and_requires_a_password() -> None:
+def redis_script() -> str:
+    """The shell script the redis service runs (`sh -c SCRIPT`), as the container's shell gets it."""
     words = command_words("redis")
+    assert words[:2] == ["sh", "-c"] and len(words) == 3, words
+    return words[2].replace("$$", "$")  # compose's escape: `$$` reaches the container as `$`
+
+
+def redis_server_words() -> list[str]:
+    """redis-server's argv, from the script line that starts it."""
+    line = next(line for line in redis_script().splitlines() if "redis-server" in line)
+    words = shlex.split(line.split("<<")[0])
+    return words[words.index("redis-server") + 1:]
+
+
+def test_redis_keeps_an_append_only_file_and_requires_a_password() -> None:
+    words = redis_server_words()
     assert option_value(words, "--appendonly") == "yes", words
-    password = option_value(words, "--requirepass")
-    assert password and password.startswith("${REDIS_PASSWORD:?"), words
+    assert words[-1] == "-", f"redis-server must read its password from stdin (`-` last): {words}"
+    assert re.search(r"^requirepass \$\{?REDIS_PASSWORD\}?$", redis_script(), re.M), redis_script()
+    assert environment("redis").get("REDIS_PASSWORD", "").startswith("${REDIS_PASSWORD:?")
+
+
+def test_redis_never_evicts() -> None:
+    """An evicting Redis under memory pressure deletes keys: queued messages among them."""
+    assert option_value(redis_server_words(), "--maxmemory-policy") == "noeviction", redis_server_words()
+
+
+STAND_IN_ENTRYPOINT = """#!/bin/sh
+# Stands for the redis image's docker-entrypoint.sh (which execs its arguments), on a private port.
+program=$1; shift
+exec "$program" --port "$TEST_PORT" --bind 127.0.0.1 --dir "$TEST_DIR" "$@"
+"""
+
+
+def test_redis_script_starts_a_server_that_requires_the_password(tmp_path: Path) -> None:
+    """The script run for real: the password arrives, and never on a command line."""
+    (tmp_path / "docker-entrypoint.sh").write_text(STAND_IN_ENTRYPOINT, encoding="utf-8")
+    (tmp_path / "docker-entrypoint.sh").chmod(0o755)
+    password, port = "s3cret-" + os.urandom(6).hex(), free_port()
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "REDIS_PASSWORD": password,
+           "TEST_PORT": str(port), "TEST_DIR": str(tmp_path)}
+    proc = subprocess.Popen(["sh", "-c", redis_script()], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password=password, socket_connect_timeout=1)
+        wait_until(client.ping, f"the redis service's script to serve on {port}", timeout=60, poll=0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes()  # sh, exec'd into redis-server
+        assert password.encode() not in argv, argv
+    finally:
+        proc.kill()
+        proc.wait(30)
 
 
 @pytest.mark.parametrize("name, probe", [("redis", "ping"), ("postgres", "pg_isready")])
@@ -182,6 +235,12 @@ def test_gpu_worker_reserves_an_nvidia_gpu() -> None:
 def test_cpu_worker_is_in_the_cpu_profile() -> None:
     assert "cpu" in service("worker-cpu").get("profiles", [])
     assert option_value(command_words("worker-cpu"), "--device") == "cpu"
+
+
+def test_flower_reads_basic_auth_from_its_environment() -> None:
+    assert not option_value(command_words("flower"), "--basic-auth"), "basic auth on the command line"
+    auth = environment("flower").get("FLOWER_BASIC_AUTH", "")
+    assert auth.startswith("${FLOWER_USER:?") and ":${FLOWER_PASSWORD:?" in auth, auth
 
 
 def test_only_flower_publishes_ports() -> None:
@@ -259,6 +318,28 @@ def test_every_compose_variable_is_in_env_example() -> None:
     assert not missing, f".env.example lacks {missing}"
 
 
+def test_env_example_ships_no_secret() -> None:
+    """A password in the example would work as soon as it is copied: ship none."""
+    shipped = {secret: env_example().get(secret) for secret in SECRETS if env_example().get(secret) != ""}
+    assert not shipped, f".env.example must list the secrets with empty values: {shipped}"
+
+
+def argv_words(spec: dict[str, Any]) -> list[str]:
+    """Every word a service puts on a command line: command, entrypoint, healthcheck test."""
+    words = []
+    for value in (spec.get("command"), spec.get("entrypoint"), (spec.get("healthcheck") or {}).get("test")):
+        words += [value] if isinstance(value, str) else [str(word) for word in value or []]
+    return words
+
+
+@pytest.mark.parametrize("name", BACKING + APP_SERVICES)
+def test_no_secret_is_interpolated_into_a_command_line(name: str) -> None:
+    """Command lines are visible to every user of the host (ps, /proc, docker inspect)."""
+    leaked = [word for word in argv_words(service(name))
+              for secret in SECRETS if re.search(rf"(?<!\$)\$\{{{secret}\b", word)]
+    assert not leaked, f"{name} puts a secret on a command line: {leaked}"
+
+
 @pytest.mark.parametrize("secret", SECRETS)
 def test_secrets_are_required_and_have_no_default(secret: str) -> None:
     modifiers = compose_variables().get(secret)
@@ -304,6 +385,35 @@ def test_compose_accepts_the_file(tmp_path: Path, profile: tuple[str, ...]) -> N
     services = set(yaml.safe_load(result.stdout)["services"])
     expected = set(BACKING + APP_SERVICES) - ({"worker-cpu"} if not profile else set())
     assert expected <= services, sorted(services)
+
+
+def test_no_secret_value_reaches_a_command_line(tmp_path: Path) -> None:
+    result = run_compose_config(tmp_path, dummy_values(), "--profile", "cpu")
+    assert result.returncode == 0, result.stderr
+    values = [dummy_values()[secret] for secret in SECRETS]
+    leaked = {name: word for name, spec in yaml.safe_load(result.stdout)["services"].items()
+              for word in argv_words(spec) if any(value in word for value in values)}
+    assert not leaked, f"secrets on command lines: {leaked}"
+
+
+def published_addresses(tmp_path: Path, values: dict[str, str]) -> list[str]:
+    """Host addresses of Flower's published ports in compose's rendering of the file."""
+    result = run_compose_config(tmp_path, values)
+    assert result.returncode == 0, result.stderr
+    ports = yaml.safe_load(result.stdout)["services"]["flower"]["ports"]
+    return [str(p["host_ip"]) if isinstance(p, dict) else str(p).rsplit(":", 2)[0] for p in ports]
+
+
+def test_flower_is_published_on_localhost_by_default(tmp_path: Path) -> None:
+    assert published_addresses(tmp_path, dummy_values()) == ["127.0.0.1"], "with .env.example's values"
+    unset = {k: v for k, v in dummy_values().items() if not k.startswith("FLOWER_BIND")}
+    assert published_addresses(tmp_path, unset) == ["127.0.0.1"], "with the compose file's default"
+
+
+def test_compose_refuses_env_example_as_shipped(tmp_path: Path) -> None:
+    result = run_compose_config(tmp_path, env_example())
+    assert result.returncode != 0, "compose config accepted .env.example's empty secrets"
+    assert any(secret in result.stdout + result.stderr for secret in SECRETS), result.stderr
 
 
 @pytest.mark.parametrize("secret", SECRETS)
