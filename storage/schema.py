@@ -142,7 +142,7 @@ class Entity(Base):
     """One predicted span: tokens[start:end] of sentence (job_id, sentence_idx); characters
     [char_start, char_end) of its text (or of its tokens joined by spaces when it has none);
     score, the model's probability of exactly this labelled span. Rows written before
-    migration 0004 have NULL score and offsets."""
+    migration 0005 have NULL score and offsets."""
 
     __tablename__ = "entities"
     __table_args__ = (
