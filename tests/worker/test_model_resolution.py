@@ -59,7 +59,8 @@ def test_bin_models_stars_the_model_in_use(tmp_path: Path, tiny_model: Path):
 
     table = run_bin("models", env=env)
     assert table.returncode == 0, table.stderr
-    header, *lines = table.stdout.splitlines()
+    header, *lines, legend = table.stdout.splitlines()
     assert re.search(r"test F1 {2,}latest F1 {2,}", header), header
+    assert len(lines) == 2 and legend.startswith("* the model new jobs use")
     starred = [line for line in lines if line.startswith("*")]
     assert len(starred) == 1 and str(tiny_model.resolve()) in starred[0]
