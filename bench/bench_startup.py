@@ -6,7 +6,9 @@ file of random bytes: registered by sha256, never loaded, since no case here tag
 The queue-mode submit sends 10 sentences to a private queue on --redis-url, deleted afterwards;
 its time is the whole command, an upper bound of the time before it starts reading.
 
-    .venv/bin/python bench/bench_startup.py [--repo DIR] [--runs 5] [--redis-url URL]
+    bin/_python bench/bench_startup.py [--repo DIR] [--runs 5] [--redis-url URL]
+
+--repo times another checkout's bin/ commands (e.g. the main branch, for a before/after).
 """
 
 from __future__ import annotations

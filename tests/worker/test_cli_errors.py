@@ -100,14 +100,18 @@ def test_bad_model_directory_for_submit(setup: str, expected: str, queries: Path
     one_line_error(res, "bin/submit: error: ", str(model_dir), expected)
 
 
-def test_damaged_model_for_tag(queries: Path, tiny_model: Path, tmp_path: Path):
-    damaged = tmp_path / "damaged"
-    damaged.mkdir()
-    for name in ("config.json", "vocab.json", "metrics.json"):
-        (damaged / name).write_bytes((tiny_model / name).read_bytes())
-    (damaged / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes()[:200])
-    res = run_bin("tag", str(queries), "--model", str(damaged))
-    one_line_error(res, "bin/tag: error: ", "model.safetensors", "corrupt")
+@pytest.mark.parametrize(("setup", "expected"), [
+    ("missing", "no model directory here"),
+    ("incomplete", "incomplete model directory, missing vocab.json"),
+    ("damaged", "model.safetensors: corrupt weights file"),
+])
+def test_bad_model_directory_for_tag(setup: str, expected: str, queries: Path, model_dir: Path, tmp_path: Path):
+    if setup == "missing":
+        model_dir = tmp_path / "gone"
+    elif setup == "damaged":
+        (model_dir / "vocab.json").write_text("{}", encoding="utf-8")  # complete, but the weights are noise
+    res = run_bin("tag", str(queries), "--model", str(model_dir))
+    one_line_error(res, "bin/tag: error: ", str(model_dir), expected)
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
