@@ -105,14 +105,43 @@ def batch_invariant(tagger: Tagger, sentences: list[list[str]], reference: list[
     return all(tagger.tag(sentences, batch_size=b, max_tokens=10**6) == reference for b in (1, 7, 1953))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="var/models/current")
     p.add_argument("--test", help="labelled file to take sentences from (default: corpus test)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-invariance", action="store_true", help="skip the batch-size invariance check")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def interleaved(taggers: dict, sentences: list[list[str]], ours: Tagger, rounds: int) -> tuple[dict, list]:
+    """Median-ready timings: every tagger once per round, in turn, so load hits them alike."""
+    for tag in taggers.values():
+        tag(sentences)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in taggers}
+    stages: list[dict[str, float]] = []
+    for _ in range(rounds):
+        for name, tag in taggers.items():
+            times[name].append(seconds(lambda: tag(sentences)))
+        stages.append(stage_seconds(ours, sentences))
+    return times, stages
+
+
+def precision_rows(precisions: dict, speed: dict, sentences: list, gold: list, invariance: bool) -> dict:
+    rows = {}
+    for name, tagger in precisions.items():
+        tags = tagger.tag(sentences)
+        rows[name] = {
+            "sentences_per_s": speed[f"precision_{name}"],
+            "test_f1": round(score(gold, tags)["default"]["f1"], 2),
+            "batch_invariant": batch_invariant(tagger, sentences, tags) if invariance else None,
+        }
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     corpus = read_corpus(args.test or default_test_file())
     sentences, gold = [s.tokens for s in corpus], [s.tags for s in corpus]
@@ -120,39 +149,18 @@ def main() -> None:
     taggers = {"ours": ours.tag, "reference": reference_tagger(ours.vocab)}
     precisions = {p: Tagger.load(args.model, "cpu", precision=p) for p in ("fp32", "bf16", "int8")}
     taggers |= {f"precision_{name}": t.tag for name, t in precisions.items()}
-    for tag in taggers.values():
-        tag(sentences)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in taggers}
-    stages: list[dict[str, float]] = []
-    for _ in range(args.rounds):
-        for name, tag in taggers.items():
-            times[name].append(seconds(lambda: tag(sentences)))
-        stages.append(stage_seconds(ours, sentences))
+    times, stages = interleaved(taggers, sentences, ours, args.rounds)
     speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
-    result = {
-        "model": str(args.model),
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "sentences": len(sentences),
-        "tokens": sum(map(len, sentences)),
-        "rounds": args.rounds,
-        "default_precision": ours.precision,
-        "batch_size": ours.batch_size,
-        "max_tokens": ours.max_tokens,
+    print(json.dumps({
+        "model": str(args.model), "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "sentences": len(sentences), "tokens": sum(map(len, sentences)), "rounds": args.rounds,
+        "default_precision": ours.precision, "batch_size": ours.batch_size, "max_tokens": ours.max_tokens,
         "sentences_per_s": {"ours": speed["ours"], "reference": speed["reference"]},
         "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
         "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
-        "precisions": {},
-    }
-    for name, tagger in precisions.items():
-        tags = tagger.tag(sentences)
-        result["precisions"][name] = {
-            "sentences_per_s": speed[f"precision_{name}"],
-            "test_f1": round(score(gold, tags)["default"]["f1"], 2),
-            "batch_invariant": None if args.no_invariance else batch_invariant(tagger, sentences, tags),
-        }
-    print(json.dumps(result, indent=2))
+        "precisions": precision_rows(precisions, speed, sentences, gold, not args.no_invariance),
+    }, indent=2))
 
 
 if __name__ == "__main__":
