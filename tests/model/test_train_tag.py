@@ -98,7 +98,9 @@ def test_scores_do_not_depend_on_batch_size_and_leave_tags_unchanged(tiny_model,
     reference_tags, reference = scored(tagger, encoded, batch_size=256)
     assert reference_tags == tagger.tag(sentences, batch_size=256)  # the same pass, the same tags
     assert [len(s) for s in reference] == [len(bio_spans(t)) for t in reference_tags]
-    assert all(0.0 <= p <= 1.0 for s in reference for p in s) and any(p > 0.5 for s in reference for p in s)
+    flat = [p for s in reference for p in s]
+    # A decoded span always has some probability; the tiny model is too weak for high ones.
+    assert flat and all(0.0 < p <= 1.0 for p in flat) and len(set(flat)) > 1
     for batch_size, max_tokens in ((1, None), (7, None), (256, 300), (1953, 10**6)):
         assert scored(tagger, encoded, batch_size=batch_size, max_tokens=max_tokens) == (reference_tags, reference)
 
@@ -139,7 +141,9 @@ def test_a_model_without_crf_scores_with_softmax(tiny_model, test_file):
     encoded = tagger.encode(sentences)
     tags, scores = scored(tagger, encoded, batch_size=64)
     assert tags == tagger.tag(sentences)
-    assert scored(tagger, encoded, batch_size=3) == (tags, scores)
+    small_tags, small_scores = scored(tagger, encoded, batch_size=3)
+    assert small_tags == tags  # softmax scores in bf16 batches agree to float rounding, tags exactly
+    assert [pytest.approx(s, abs=1e-6) for s in scores] == small_scores
     assert all(0.0 <= p <= 1.0 for s in scores for p in s) and sum(map(len, scores)) > 0
 
 
