@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: regist
     from .network import BiLSTMTagger
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.json", "vocab.json", "model.safetensors", "metrics.json"
+DIGESTS_KEY = "nerqueue.sha256"  # weights metadata: the sha256 of config.json and vocab.json, as JSON
 CALIBRATION = "calibration.json"
 
 
@@ -48,7 +49,10 @@ def save_model_dir(out: str | Path, model: BiLSTMTagger, vocab: Vocab, metrics: 
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
         vocab.save(tmp / VOCAB)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={name: file_sha256(tmp / name) for name in (CONFIG, VOCAB)})
+        # One metadata key: safetensors writes several in hash order, so identical trainings
+        # would give weights files (and registered sha256s) that differ.
+        digests = {name: file_sha256(tmp / name) for name in (CONFIG, VOCAB)}
+        save_file(state, str(tmp / WEIGHTS), metadata={DIGESTS_KEY: json.dumps(digests, sort_keys=True)})
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -119,8 +123,10 @@ def _check_recorded_digests(path: Path) -> None:
     """config.json and vocab.json must be the files the weights were saved with."""
     try:
         with safe_open(str(path / WEIGHTS), framework="pt") as weights:
-            recorded = weights.metadata() or {}
-    except (SafetensorError, OSError) as exc:
+            metadata = weights.metadata() or {}
+        # Models saved before DIGESTS_KEY keep a key per file.
+        recorded = {**metadata, **json.loads(metadata.get(DIGESTS_KEY, "{}"))}
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{path / WEIGHTS}: corrupt weights file ({exc})") from None
     for name in (CONFIG, VOCAB):
         if name in recorded and recorded[name] != file_sha256(path / name):

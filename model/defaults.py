@@ -4,3 +4,4 @@ DEFAULT_BATCH_SIZE = 128  # CPU: sentences per batch (128 measured faster than 2
 DEFAULT_MAX_TOKENS = 8192  # CPU: padded tokens per batch, bounds memory for long inputs
 CUDA_BATCH_SIZE = 4096  # a GPU needs wide batches to be busy; see bench/gpu_check.sh
 CUDA_MAX_TOKENS = 131072
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")  # model.inference.resolve_precision says what auto picks

@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .defaults import PRECISION_CHOICES as PRECISIONS
 from .network import BiLSTMTagger
 from .vocab import UNK_ID
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
 _H_SCALE = 127.0  # h = o * tanh(c) is in (-1, 1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .marginals import Potentials, crf_potentials, crf_span_probabilities, softm
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
 from .vocab import Vocab
+
+log = logging.getLogger(__name__)
 
 SpansOf = Callable[[int, list[str]], list[Span]]  # (input position, its tags) -> spans to score
 
@@ -66,8 +69,11 @@ class Tagger:
         precision: str = "auto",
     ) -> Tagger:
         model, vocab = load_model_dir(path, resolve_device(device))
-        return cls(model, vocab, path=path, batch_size=batch_size, max_tokens=max_tokens, precision=precision,
-                   temperature=read_temperature(path))
+        tagger = cls(model, vocab, path=path, batch_size=batch_size, max_tokens=max_tokens, precision=precision,
+                     temperature=read_temperature(path))
+        log.info("model %s on %s, precision %s%s", path, tagger.device, tagger.precision,
+                 " (auto)" if precision == "auto" else "")
+        return tagger
 
     @property
     def device(self) -> torch.device:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, cast, column, func, select, tuple_, update
+from sqlalchemy import Integer, Text, bindparam, case, cast, column, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -218,8 +218,10 @@ def save_tagged_chunk(
     chunk_idx: int,
     tags: Mapping[int, list[str]] | Sequence[tuple[int, list[str]]],
     entities: Iterable[EntityRow],
+    precision: str | None = None,
 ) -> int | None:
-    """Store a whole chunk's tags and entities and mark it done, in the caller's transaction.
+    """Store a whole chunk's tags and entities and mark it done, in the caller's transaction;
+    `precision` (the arithmetic that tagged it) is recorded on the chunk and its job.
 
     Only a queued or running chunk is saved: None, and no change, for one that is already
     done (another delivery saved it: the tags are the same), failed (given up on: its job
@@ -236,6 +238,15 @@ def save_tagged_chunk(
         raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
     _store_tags(session, chunk, by_idx)
     insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
-    session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(status="done", error=None))
+    session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx))
+                    .values(status="done", error=None, precision=precision))
     _add_to_counters(session, job_id, done=chunk.size)
+    if precision is not None:
+        _record_precision(session, job_id, precision)
     return chunk.size
+
+
+def _record_precision(session: Session, job_id: int, precision: str) -> None:
+    """The job's precision: its chunks' one precision, or "mixed" once two workers differed."""
+    session.execute(update(Job).where(Job.id == job_id).values(
+        precision=case((Job.precision.is_(None), precision), (Job.precision == precision, precision), else_="mixed")))

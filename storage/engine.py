@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 # What `storage` re-exports; the URL helpers below are for storage.db, bin/db and scratch databases.
-__all__ = ["BadDatabaseURL", "database_url"]
+__all__ = ["BadDatabaseURL", "database_url", "display_url"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"

@@ -78,6 +78,7 @@ class JobProgress:
     queue: str | None = None  # None: tagged in-process, by owner
     owner: str | None = None
     heartbeat_at: datetime | None = None
+    precision: str | None = None  # what its chunks were tagged in (None: nothing tagged yet)
 
     @property
     def n_pending(self) -> int:
@@ -272,7 +273,7 @@ def job_progress(session: Session, job_id: int, max_errors: int = 5) -> JobProgr
         n_failed=job.n_failed, chunks={status: n for status, n in chunks},
         chunk_errors=[(i, e or "") for i, e in errors],
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, error=job.error,
-        queue=job.queue, owner=job.owner, heartbeat_at=job.heartbeat_at,
+        queue=job.queue, owner=job.owner, heartbeat_at=job.heartbeat_at, precision=job.precision,
     )
 
 

@@ -122,6 +122,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # The arithmetic its chunks were tagged in (fp32, bf16, int8; "mixed" when workers differed).
+    precision: Mapped[str | None] = mapped_column(String(8))
 
 
 class Sentence(Base):
@@ -185,6 +187,8 @@ class Chunk(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When its message was last sent (NULL: never): the sweeper resends queued chunks sent too long ago.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The arithmetic the worker that saved its tags ran in (fp32, bf16, int8).
+    precision: Mapped[str | None] = mapped_column(String(8))
 
 
 class EvaluationRun(Base):

@@ -6,7 +6,6 @@ Workers load the current model once per process, after the fork (CUDA does not s
 from __future__ import annotations
 
 import logging
-import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
@@ -46,9 +45,7 @@ def warm_up() -> None:
 
     torch.set_num_threads(settings.torch_threads)
     try:
-        model_dir = current_model_dir()
-        tagger = preload(model_dir, settings.device)
-        log.info("model %s loaded on %s (pid %d)", model_dir, tagger.device, os.getpid())
+        preload(current_model_dir(), settings.device)  # model.tagger logs what it loaded, and in what precision
     except Exception as exc:  # the task reports it properly; the worker still starts
         log.warning("could not preload the model: %s", exc)
 

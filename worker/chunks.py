@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 import storage
@@ -23,6 +22,7 @@ from . import metrics
 from .registry import load_tagger
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from .settings import Settings
 
 T = TypeVar("T")
@@ -119,9 +119,9 @@ def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  #
 
 
 def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, list[str]],
-          rows: list[storage.EntityRow]) -> tuple[bool, str | None]:
+          rows: list[storage.EntityRow], precision: str) -> tuple[bool, str | None]:
     """(saved, the job's new status if this chunk finished it, else the chunk's status)."""
-    if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows) is None:
+    if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows, precision) is None:
         return False, storage.touch_chunk(session, job_id, chunk_idx)
     return True, storage.finish_job_if_complete(session, job_id)
 
@@ -150,7 +150,8 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
                 return _stopped(status, len(sentences))
     tags = {i: a.tags for i, a in results.items()}
     rows = [row for i, a in results.items() for row in entity_rows(i, a)]
-    saved, status = in_transaction(lambda s: _save(s, job_id, chunk_idx, tags, rows), limits.db_retry_seconds)
+    saved, status = in_transaction(lambda s: _save(s, job_id, chunk_idx, tags, rows, tagger.precision),
+                                   limits.db_retry_seconds)
     if not saved:
         return _stopped(status, len(sentences))
     return ChunkOutcome("done", len(sentences), status)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-from storage.engine import BadDatabaseURL, display_url
-
 CHECK_URL = "check NERQ_DATABASE_URL"
 # (what the driver's message says, what went wrong, what to check): the first match wins
 _DATABASE_CAUSES = (
@@ -38,6 +36,8 @@ def _driver_message(exc: BaseException) -> str:
 def database_problem(exc: BaseException, url: str) -> str:
     """One line for a database that cannot be used: what failed, where (password masked) and
     what to check."""
+    from storage.engine import BadDatabaseURL, display_url  # only once something failed: --help loads no SQL
+
     shown = display_url(url)
     if isinstance(exc, BadDatabaseURL):
         return f"NERQ_DATABASE_URL={shown}: {exc}"

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 import storage
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
@@ -26,9 +24,10 @@ from .registry import current_model_dir, load_tagger, register_model_dir
 from .regression import Thresholds, check_regression, describe
 from .schedule import slot_for
 from .settings import Settings
-from .slot_lock import SlotLock, slot_lock
 
 if TYPE_CHECKING:
+    from .slot_lock import SlotLock
+    from sqlalchemy.orm import Session
     from model import Tagger
 
 log = logging.getLogger(__name__)
@@ -177,6 +176,8 @@ def run_evaluations(
     tagger = load_tagger(version.path, version.sha256, settings.device)
     if trigger == "scheduled" and slot is None:
         slot = slot_for(schedule_spec or settings.eval_schedule)
+    from .slot_lock import slot_lock  # redis loads for scheduled runs, not for bin/train or bin/evaluate
+
     lock = slot_lock(settings, version.sha256) if slot else None
     thresholds = Thresholds.from_settings(settings)
     return [

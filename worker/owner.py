@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from storage import ACTIVE
-from storage.schema import utcnow
+import storage
 
 
 def this_process() -> str:
@@ -35,8 +34,8 @@ def is_dead(status: str, queue: str | None, owner: str | None, heartbeat_at: dat
             stale_seconds: float) -> bool:
     """An unfinished in-process job that nobody tags any more: its owner's process is gone
     from this host, or its heartbeat is older than stale_seconds (or it never had one)."""
-    if status not in ACTIVE or queue is not None:
+    if status not in storage.ACTIVE or queue is not None:
         return False
     if owner is None or heartbeat_at is None or _gone_from_this_host(owner):
         return True
-    return utcnow() - heartbeat_at > timedelta(seconds=stale_seconds)
+    return datetime.now(timezone.utc) - heartbeat_at > timedelta(seconds=stale_seconds)

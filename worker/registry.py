@@ -9,8 +9,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
 import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 
@@ -18,10 +16,11 @@ from . import metrics
 from .settings import Settings
 
 if TYPE_CHECKING:  # loaded where a tagger is: registering a model (bin/submit) needs no torch
+    from sqlalchemy.orm import Session
     from model import Tagger
 
 # The taggers of this process, least recently used first, at most NERQ_MODEL_CACHE of them.
-_cache: OrderedDict[tuple[str, str], Tagger] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, str, str], Tagger] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -50,8 +49,9 @@ def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
     """A tagger for a registered version, loaded once per process and checked against the
     registered weights hash, so a replaced or tampered file is refused, never used. Only the
     NERQ_MODEL_CACHE versions used last stay loaded: a worker that sees many versions over its
-    life does not run out of (GPU) memory."""
-    key = (path, sha256)
+    life does not run out of (GPU) memory. The precision is NERQ_PRECISION's (bin/worker --precision)."""
+    precision = Settings.from_env().precision
+    key = (path, sha256, device, precision)
     with _lock:
         tagger = _cache.get(key)
         if tagger is None:
@@ -64,7 +64,7 @@ def load_tagger(path: str, sha256: str, device: str = "auto") -> Tagger:
             from model import Tagger
 
             _evict(Settings.from_env().model_cache - 1)
-            tagger = _cache[key] = Tagger.load(path, device)
+            tagger = _cache[key] = Tagger.load(path, device, precision=precision)
         _cache.move_to_end(key)
         metrics.record_models_loaded(len(_cache))
         return tagger

@@ -4,13 +4,14 @@ input order: what bin/results runs, for Python callers too."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TextIO
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, TextIO
 
 import storage
 
 from .exports import write_results
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def model_version_label(session: Session, job_id: int) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.defaults import PRECISION_CHOICES
 from model.devices import DEVICE_CHOICES
 
 from .errors import ConfigError
@@ -31,6 +32,7 @@ class Settings(BaseSettings):
     broker_url: str | None = None  # NERQ_BROKER_URL; None selects the embedded in-process mode
     model: str = DEFAULT_MODEL  # NERQ_MODEL: the model new jobs use
     device: Literal[DEVICE_CHOICES] = "auto"  # NERQ_DEVICE
+    precision: Literal[PRECISION_CHOICES] = "auto"  # NERQ_PRECISION: the arithmetic workers tag in
     chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=1)  # NERQ_CHUNK_SIZE
     task_time_limit: int = Field(600, ge=1)  # NERQ_TASK_TIME_LIMIT seconds: a chunk taking longer is killed and retried
     max_retries: int = Field(3, ge=0)  # NERQ_MAX_RETRIES: retries of a failing chunk before it is marked failed

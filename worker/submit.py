@@ -7,12 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 import storage
 from model.corpus import CorpusFormatError, read_sentences
 from model.data import file_sha256
-from storage.engine import display_url
 
 from .chunks import ChunkLimits, fail_chunk, run_chunk
 from .errors import BrokerUnavailable, JobNotResumable
@@ -20,6 +17,7 @@ from .owner import is_dead, this_process
 from .registry import register_model_dir
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +34,7 @@ def check_broker() -> None:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
     except Exception as exc:
         raise BrokerUnavailable(
-            f"cannot reach the broker at {display_url(app.conf.broker_url)} ({exc}); start Redis, or unset "
+            f"cannot reach the broker at {storage.display_url(app.conf.broker_url)} ({exc}); start Redis, or unset "
             "NERQ_BROKER_URL to tag in this process"
         ) from None
 

@@ -9,7 +9,8 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
 from model import Tagger
-from model.checkpoint import ModelLoadError, load_model_dir, write_calibration
+from model.checkpoint import (ModelLoadError, load_model_dir, read_calibration, read_metrics, save_model_dir,
+                              weights_sha256, write_calibration)
 from model.corpus import read_corpus
 from model.evaluation import evaluate
 from model.network import BiLSTMTagger, ModelConfig
@@ -29,7 +30,12 @@ def seqeval_f1(gold: list[list[str]], pred: list[list[str]], strict: bool) -> fl
 
 def test_model_directory_contents(tiny_model, test_file):
     names = sorted(p.name for p in tiny_model.iterdir())
-    assert names == ["config.json", "metrics.json", "model.safetensors", "vocab.json"]
+    assert names == ["calibration.json", "config.json", "metrics.json", "model.safetensors", "vocab.json"]
+    # The score temperature was fit on dev by the model before any refit, for these weights.
+    calibration = read_calibration(tiny_model)
+    assert 0.25 <= calibration["temperature"] <= 8.0 and calibration["fit_on"].startswith("dev")
+    assert calibration["weights_sha256"] == weights_sha256(tiny_model)
+    assert Tagger.load(tiny_model, "cpu").temperature == calibration["temperature"]
     assert not [p for p in tiny_model.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
     config = json.loads((tiny_model / "config.json").read_text())
     assert config["crf"] is True and config["tags"][0] == "O" and len(config["tags"]) == 25
@@ -93,6 +99,9 @@ def scored(tagger: Tagger, encoded, **budget) -> tuple[list, list]:
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_scores_do_not_depend_on_batch_size_and_leave_tags_unchanged(tiny_model, test_file, precision):
     tagger = Tagger.load(tiny_model, DEVICE, precision=precision)
+    # Raw marginals: the tiny model's fitted temperature sits at the search's bound (0.25), which
+    # would multiply bf16's rounding fourfold; a temperature never changes tags (tested below).
+    tagger.temperature = 1.0
     sentences = [s.tokens for s in read_corpus(test_file)]
     encoded = tagger.encode(sentences)
     reference_tags, reference = scored(tagger, encoded, batch_size=256)
@@ -125,6 +134,7 @@ def test_calibration_file_is_bound_to_its_weights(tiny_model, tmp_path):
 
     copy = tmp_path / "m"
     shutil.copytree(tiny_model, copy)
+    (copy / "calibration.json").unlink()  # the one training fit
     assert Tagger.load(copy, "cpu").temperature == 1.0
     write_calibration(copy, 1.5, {"fit_on": "dev"})
     assert Tagger.load(copy, "cpu").temperature == 1.5
@@ -176,6 +186,14 @@ def test_tagging_imports_no_training_code(tiny_model):
     out = subprocess.run([sys.executable, "-c", code, str(tiny_model)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_same_weights_save_to_the_same_bytes(tiny_model, tmp_path):
+    """A model version is its weights' sha256: saving the same model twice must not make two."""
+    model, vocab = load_model_dir(tiny_model, torch.device("cpu"))
+    saved = [save_model_dir(tmp_path / f"copy{i}", model, vocab, read_metrics(tiny_model)) for i in range(4)]
+    assert len({weights_sha256(d) for d in saved}) == 1
+    assert load_model_dir(saved[0], torch.device("cpu"))[1].tags == vocab.tags
 
 
 def test_broken_model_dirs_fail_clearly(tiny_model, tmp_path):

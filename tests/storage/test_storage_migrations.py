@@ -13,7 +13,7 @@ from storage_fakes import run_together
 
 import storage.engine
 from storage import SchemaMismatch, create_job, current_revision, head_revision, session_scope, upgrade
-from storage.migrate import downgrade, migration_connection
+from storage.migrate import HEAD, downgrade, migration_connection
 from storage.schema import Base
 from tests.support.polling import wait_until
 from tests.support.procs import run_bin
@@ -32,11 +32,16 @@ def schema_of(url: str) -> tuple[set[str], list]:
     return result
 
 
+def test_the_head_commands_check_against_is_alembics() -> None:
+    """storage.migrate.HEAD spares every command's start an Alembic import: it must follow the migrations."""
+    assert HEAD == head_revision()
+
+
 def test_upgrade_from_empty_builds_the_orm_schema_and_downgrades_back(kind: str) -> None:
     assert set(Base.metadata.tables) == TABLES
     with scratch_database(kind, migrated=False) as url:
         assert current_revision(url) is None
-        assert upgrade(url) == head_revision() == "0005"
+        assert upgrade(url) == head_revision() == "0006"
         tables, diff = schema_of(url)
         assert tables == TABLES | {"alembic_version"}
         assert diff == []

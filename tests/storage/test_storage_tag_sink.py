@@ -8,7 +8,7 @@ from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
 import storage
-from storage.schema import Entity, Sentence, utcnow
+from storage.schema import Chunk, Entity, Sentence, utcnow
 
 TOKENS = ["naïve", "東京", "🎬", "o'brien", '"quoted"', "back\\slash", "tab\there", "O"]
 TAGS = ["O", "B-Actor", "I-Actor", "B-Título", "I-Título", "O", "B-Year", "O"]
@@ -72,3 +72,22 @@ def test_set_based_tags_equal_one_update_per_sentence(db_url: str, chunk_size: i
         assert [row[1] for row in sentences] == [example(i)[1] for i in range(chunk_size)] + [None] * 3
         assert [row[3] for row in sentences] == [False] * chunk_size + [True] * 3
         assert storage.get_job(s, job_id).n_done == chunk_size
+
+
+def test_the_precision_is_recorded_per_chunk_and_per_job(db_url: str) -> None:
+    """A job tagged in one precision says so; workers that differed make it "mixed"."""
+    with storage.session_scope(db_url) as s:
+        same, mixed = new_job(s, 6), new_job(s, 6)
+        for job_id in (same, mixed):
+            storage.create_chunks(s, job_id, 2)
+    saves = {same: ["bf16", "bf16", "bf16"], mixed: ["bf16", "fp32", "bf16"]}
+    for job_id, precisions in saves.items():
+        for chunk_idx, precision in enumerate(precisions):
+            with storage.session_scope(db_url) as s:
+                rows = [(i, example(i)[1]) for i in range(2 * chunk_idx, 2 * chunk_idx + 2)]
+                assert storage.save_tagged_chunk(s, job_id, chunk_idx, rows, [], precision) == 2
+    with storage.session_scope(db_url) as s:
+        assert storage.job_progress(s, same).precision == "bf16"
+        assert storage.job_progress(s, mixed).precision == "mixed"
+        chunks = s.execute(select(Chunk.precision).where(Chunk.job_id == mixed).order_by(Chunk.chunk_idx)).scalars()
+        assert list(chunks) == saves[mixed]

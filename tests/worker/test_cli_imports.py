@@ -1,4 +1,6 @@
-"""Commands answer at once: torch (2 s or more to import) loads only where a model runs.
+"""Commands answer at once: torch (2 s or more to import) loads only where a model runs, SQLAlchemy
+and pydantic only where a command reads the database or settings (not for the quick commands'
+--help), and Alembic only where a migration runs.
 
 Each check runs in a fresh interpreter, so that nothing this test process imported counts."""
 
@@ -18,6 +20,7 @@ from tests.support.model_dirs import stand_in_model_dir
 from tests.support.procs import REPO
 
 HEAVY = ("torch", "seqeval", "sklearn", "matplotlib")
+QUICK = ("status", "results", "cancel")  # their --help needs nothing but argparse
 COMMANDS = ("status", "results", "models", "cancel", "submit", "tag", "train", "evaluate", "worker",
             "beat", "db", "promote", "report")
 
@@ -34,9 +37,9 @@ print(json.dumps({{"code": code, "heavy": [m for m in {heavy!r} if m in sys.modu
 """
 
 
-def probe(module: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run a command's main in a new interpreter: its exit status and the heavy modules it imported."""
-    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module, argv=argv, heavy=HEAVY)],
+def probe(module: str, argv: list[str], env: dict[str, str] | None = None, heavy: tuple[str, ...] = HEAVY) -> dict:
+    """Run a command's main in a new interpreter: its exit status and which of `heavy` it imported."""
+    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module, argv=argv, heavy=heavy)],
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     assert done.returncode == 0, done.stderr
@@ -46,6 +49,11 @@ def probe(module: str, argv: list[str], env: dict[str, str] | None = None) -> di
 @pytest.mark.parametrize("module", COMMANDS)
 def test_help_imports_no_torch(module: str):
     assert probe(module, ["--help"]) == {"code": 0, "heavy": []}
+
+
+@pytest.mark.parametrize("module", QUICK)
+def test_quick_help_imports_no_sql_or_settings(module: str):
+    assert probe(module, ["--help"], heavy=(*HEAVY, "sqlalchemy", "alembic", "pydantic")) == {"code": 0, "heavy": []}
 
 
 @pytest.fixture
@@ -61,9 +69,10 @@ def test_commands_that_only_read_sql_import_no_torch(sandbox: dict[str, str], tm
     bad.write_text('{"text": "one"}\n{"text": "two\n', encoding="utf-8")
     # The rejected input leaves job 1, failed: the others then have a job to show.
     assert probe("submit", [str(bad), "--format", "jsonl"], sandbox) == {"code": 2, "heavy": []}
+    # The database is migrated now: reading it needs no Alembic.
     for module, argv, code in (("status", [], 0), ("status", ["1"], 0), ("models", [], 0),
                                ("results", ["1"], 0), ("cancel", ["1"], 1)):
-        assert probe(module, argv, sandbox) == {"code": code, "heavy": []}, (module, argv)
+        assert probe(module, argv, sandbox, heavy=(*HEAVY, "alembic")) == {"code": code, "heavy": []}, (module, argv)
 
 
 def test_queue_mode_submit_imports_no_torch(sandbox: dict[str, str], redis_url: str, tmp_path: Path):

@@ -79,3 +79,13 @@ def test_a_job_keeps_the_model_path_it_was_submitted_with(tmp_path, queries_file
     url = env["NERQ_DATABASE_URL"]
     assert sql(url, "SELECT id, model_path FROM jobs ORDER BY id") == [(1, str(first)), (2, str(moved))]
     assert sql(url, "SELECT path FROM model_versions") == [(str(first),)]
+
+
+def test_a_job_records_the_precision_it_was_tagged_in(tmp_path, queries_file, tiny_model, clean_conll):
+    """NERQ_PRECISION (bin/worker --precision) reaches the tagger, and the job says what ran."""
+    env = local_env(tmp_path, tiny_model)
+    for precision in ("fp32", "int8"):
+        res = run_bin("submit", str(queries_file), "--json", env={**env, "NERQ_PRECISION": precision})
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout.splitlines()[-1])["precision"] == precision
+    assert sql(env["NERQ_DATABASE_URL"], "SELECT id, precision FROM jobs ORDER BY id") == [(1, "fp32"), (2, "int8")]

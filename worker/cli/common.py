@@ -5,42 +5,45 @@ Imports nothing heavy (no torch, no pydantic): bin/status and every --help answe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
 
-from sqlalchemy.exc import InterfaceError, NoSuchModuleError, OperationalError
-
-from model.checkpoint import ModelLoadError
-from model.corpus import CorpusFormatError
-from model.data import CorpusNotFound
-from model.devices import DEVICE_CHOICES, DeviceUnavailable
-from storage import NotFound, SchemaMismatch
-from storage.engine import BadDatabaseURL, database_url
+from model.defaults import PRECISION_CHOICES
+from model.devices import DEVICE_CHOICES
 
 from ..errors import BrokerUnavailable, ConfigError, JobNotResumable, database_problem
 from ..regression import Thresholds
 
-# Errors a user can fix from the message alone: no traceback, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    CorpusFormatError,
-    CorpusNotFound,
-    ModelLoadError,
-    DeviceUnavailable,
-    BrokerUnavailable,
-    ConfigError,
-    JobNotResumable,
-    NotFound,
-    SchemaMismatch,
-    FileNotFoundError,
-    PermissionError,
-    IsADirectoryError,
-)
-# The database cannot be used as configured: unreachable, refused, missing, a bad URL, or a URL
-# naming a database SQLAlchemy has no dialect for.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, NoSuchModuleError,
-                                                    BadDatabaseURL)
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can fix from the message alone: no traceback, exit status 2. Imported
+    only when something was raised, so that --help loads neither SQLAlchemy nor torch."""
+    from model.checkpoint import ModelLoadError
+    from model.corpus import CorpusFormatError
+    from model.data import CorpusNotFound
+    from model.devices import DeviceUnavailable
+    from storage import NotFound, SchemaMismatch
+
+    return (CorpusFormatError, CorpusNotFound, ModelLoadError, DeviceUnavailable, BrokerUnavailable,
+            ConfigError, JobNotResumable, NotFound, SchemaMismatch, FileNotFoundError, PermissionError,
+            IsADirectoryError)
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The database cannot be used as configured: unreachable, refused, missing, a bad URL, or
+    a URL naming a database SQLAlchemy has no dialect for."""
+    from sqlalchemy.exc import InterfaceError, NoSuchModuleError, OperationalError
+
+    from storage.engine import BadDatabaseURL
+
+    return OperationalError, InterfaceError, NoSuchModuleError, BadDatabaseURL
+
+
 # Our loggers, shown at INFO (DEBUG with -v); every library's stays at WARNING (INFO with -v).
 OUR_LOGGERS = ("model", "worker", "storage", "bin")
 
@@ -72,6 +75,12 @@ def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None
     p.add_argument("--device", choices=DEVICE_CHOICES, default=default)
 
 
+def add_precision_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--precision, the same for every command that tags."""
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=default,
+                   help="arithmetic to tag in (default auto: bf16 on CPUs with AMX or AVX512-BF16, else fp32)")
+
+
 def add_verbose_option(p: argparse.ArgumentParser) -> None:
     """-v, the same for every command that logs: libraries' INFO lines too, and our DEBUG."""
     p.add_argument("-v", "--verbose", action="store_true", help="log more, libraries (alembic, celery...) included")
@@ -84,6 +93,23 @@ def regression_thresholds() -> Thresholds:
     return Thresholds.from_settings(Settings.from_env())
 
 
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a file that appears only once complete: a bad line later in the input
+    leaves no partial output behind."""
+    if not path:
+        yield sys.stdout
+        return
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -94,9 +120,16 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _message(exc: BaseException) -> str:
-    """The one line a known error is reported as."""
-    text = database_problem(exc, database_url()) if isinstance(exc, DATABASE_ERRORS) else str(exc)
+def _message(exc: BaseException) -> str | None:
+    """The one line a known error is reported as; None for a bug (it keeps its traceback)."""
+    if isinstance(exc, database_errors()):
+        from storage.engine import database_url
+
+        text = database_problem(exc, database_url())
+    elif isinstance(exc, user_errors()):
+        text = str(exc)
+    else:
+        return None
     return " ".join(text.split("\n"))
 
 
@@ -104,12 +137,15 @@ def run(main: Callable[[list[str] | None], int], prog: str, argv: list[str] | No
     """Run a command's main, printing user errors as `prog: error: message`."""
     try:
         return main(argv)
-    except (*USER_ERRORS, *DATABASE_ERRORS) as exc:
-        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `bin/results 1 | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = _message(exc)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2

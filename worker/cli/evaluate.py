@@ -20,7 +20,7 @@ from model.data import default_test_file, file_sha256
 from ..evaluation import RunOutcome, record_result
 from ..registry import register_model_dir, resolve_model_dir
 from ..regression import describe
-from .common import add_device_option, add_verbose_option, regression_thresholds, run, setup_logging
+from .common import add_device_option, add_precision_option, add_verbose_option, regression_thresholds, run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where to look for the corpus when --test is not given")
     p.add_argument("--json", action="store_true", help="print scores as JSON")
     add_device_option(p)
+    add_precision_option(p)
     p.add_argument("--record", action="store_true", help="store the run in evaluation_runs (registers the model)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="with --record (implied): exit 1 when the run is flagged as a regression")
@@ -80,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     from model import Tagger  # torch and seqeval load here, not for --help
     from model.evaluation import evaluate
 
-    tagger = Tagger.load(model_dir, args.device)
+    tagger = Tagger.load(model_dir, args.device, precision=args.precision)
     sentences = read_corpus(test_file)
     started = datetime.now(timezone.utc)
     result = evaluate(tagger, sentences)
     finished = datetime.now(timezone.utc)
     result["dataset"] = str(test_file)
+    result["precision"] = tagger.precision
     outcome = _record(result, version_id, test_file, started, finished) if record else None
     _print_scores(result, args.json, test_file, outcome)
     if outcome is not None and outcome.regression:

@@ -12,8 +12,7 @@ import storage
 
 from ..exports import FORMATS
 from ..results import export_job
-from .common import probability, run
-from .tag import open_output
+from .common import open_output, probability, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,8 @@ import storage
 
 from ..job_times import JobTimes, duration, job_times
 from ..owner import is_dead
-from ..settings import Settings
+from ..progress import progress_dict
 from .common import positive_int, run
-from .submit import progress_dict
 from .table import text_table
 
 
@@ -50,6 +49,8 @@ def show_job(job_id: int, as_json: bool) -> None:
     if times.rate is not None:
         ends = f", {_pace(times)} (at {_clock(times.eta)} UTC)" if times.eta else f", {_pace(times)}"
         print(f"  rate {times.rate:.1f} sentences/s{ends}")
+    if state["precision"]:
+        print(f"  precision {state['precision']}")
     if state["error"]:
         print(f"  error: {state['error']}")
     for ce in state["chunk_errors"]:
@@ -57,6 +58,8 @@ def show_job(job_id: int, as_json: bool) -> None:
 
 
 def list_jobs(limit: int, as_json: bool) -> None:
+    from ..settings import Settings  # pydantic loads when jobs are shown, not for --help
+
     with storage.session_scope() as session:
         jobs = [(j, job_times(j)) for j in storage.list_jobs(session, limit=limit)]
     stale = Settings.from_env().stale_chunk_seconds

@@ -18,8 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import storage
 from model.corpus import FORMATS
 
-from ..job_times import job_times
-from ..owner import is_dead
+from ..progress import read_progress
 from ..registry import resolve_model_dir
 from ..settings import DEFAULT_QUEUE, Settings
 from ..submit import abandon, check_broker, create_job, enqueue, run_locally
@@ -43,22 +42,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the job's final state as JSON")
     add_verbose_option(p)
     return p
-
-
-def read_progress(job_id: int) -> dict:
-    """The job's state now, as bin/submit --json and bin/status --json print it."""
-    with storage.session_scope() as session:
-        return progress_dict(storage.job_progress(session, job_id))
-
-
-def progress_dict(p: storage.JobProgress) -> dict:
-    return {
-        "job_id": p.id, "name": p.name, "status": p.status, "n_sentences": p.n_sentences,
-        "n_done": p.n_done, "n_failed": p.n_failed, "chunks": p.chunks, "error": p.error,
-        "chunk_errors": [{"chunk": i, "error": e} for i, e in p.chunk_errors], **job_times(p).to_dict(),
-        "owner": p.owner,
-        "dead": is_dead(p.status, p.queue, p.owner, p.heartbeat_at, Settings.from_env().stale_chunk_seconds),
-    }
 
 
 def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.5) -> dict:

@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import sys
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from model.annotate import iter_annotated, prepare
 from model.corpus import FORMATS, Sentence, read_sentences
@@ -19,29 +16,13 @@ from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE,
 from ..exports import FORMATS as OUTPUT_FORMATS
 from ..exports import Result, write_results
 from ..registry import resolve_model_dir
-from .common import add_device_option, positive_int, run
+from .common import (add_device_option, add_precision_option, add_verbose_option, open_output, positive_int, run,
+                     setup_logging)
 
 if TYPE_CHECKING:
     from model import Tagger
 
 READ_AHEAD = 20_000  # sentences read and tagged at a time: memory stays flat on huge inputs
-
-
-@contextlib.contextmanager
-def open_output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or a file that appears only once complete: a bad line later in the input
-    leaves no partial output behind."""
-    if not path:
-        yield sys.stdout
-        return
-    final = Path(path)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            yield f
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _blocks(it: Iterator, size: int) -> Iterator[list]:
@@ -60,10 +41,12 @@ def parser() -> argparse.ArgumentParser:
                    help="conll (default), or one of bin/results's formats")
     p.add_argument("-o", "--output", help="output file (default stdout)")
     add_device_option(p)
+    add_precision_option(p)
     p.add_argument("--batch-size", type=positive_int,
                    help=f"sentences per batch (default {DEFAULT_BATCH_SIZE} on CPU, {CUDA_BATCH_SIZE} on CUDA)")
     p.add_argument("--max-tokens", type=positive_int,
                    help=f"padded tokens per batch (default {DEFAULT_MAX_TOKENS} on CPU, {CUDA_MAX_TOKENS} on CUDA)")
+    add_verbose_option(p)
     return p
 
 
@@ -82,10 +65,12 @@ def tagged(tagger: Tagger, sentences: Iterator[Sentence]) -> Iterator[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    setup_logging(args.verbose)
     from model import Tagger  # torch loads here, not for --help or bin/results
 
     model_dir = resolve_model_dir(args.model)
-    tagger = Tagger.load(model_dir, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    tagger = Tagger.load(model_dir, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                         precision=args.precision)
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
         write_results(out, tagged(tagger, sentences), args.output_format, model_version=Path(model_dir).resolve().name)

@@ -21,13 +21,14 @@ import storage
 from model.devices import resolve_device
 
 from ..settings import DEFAULT_QUEUE, Settings
-from .common import add_device_option, positive_int, run
+from .common import add_device_option, add_precision_option, positive_int, run
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/worker", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_option(p, default=os.environ.get("NERQ_DEVICE", "auto"))
+    add_precision_option(p, default=os.environ.get("NERQ_PRECISION", "auto"))
     p.add_argument("--concurrency", type=positive_int, help="processes (CPU) ; a CUDA worker runs one per GPU")
     p.add_argument("--queues", default=DEFAULT_QUEUE,
                    help=f"comma-separated queues to consume (default {DEFAULT_QUEUE}); every worker also "
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         # node, threads never outnumber processes, so --concurrency alone sizes the node.
         pool, concurrency = "prefork", args.concurrency or cores
     os.environ["NERQ_DEVICE"] = device.type
+    os.environ["NERQ_PRECISION"] = args.precision
     from ..celery_app import app
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
