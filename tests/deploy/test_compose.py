@@ -410,6 +410,30 @@ def test_flower_is_published_on_localhost_by_default(tmp_path: Path) -> None:
     assert published_addresses(tmp_path, unset) == ["127.0.0.1"], "with the compose file's default"
 
 
+def test_images_default_to_the_official_ones(tmp_path: Path) -> None:
+    """REDIS_IMAGE, POSTGRES_IMAGE and BASE_IMAGE unset: what users get is the official images."""
+    unset = {k: v for k, v in dummy_values().items() if not k.endswith("_IMAGE")}
+    result = run_compose_config(tmp_path, unset)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["redis"]["image"] == "redis:7" and services["postgres"]["image"] == "postgres:16"
+    assert services["migrate"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+
+
+def test_the_production_file_keeps_its_own_network() -> None:
+    """Host networking is the check's override alone (deploy/compose.host.yml)."""
+    assert not [name for name, spec in compose()["services"].items() if "network_mode" in spec]
+
+
+def test_the_checks_override_puts_every_service_on_the_host_network(tmp_path: Path) -> None:
+    values = dummy_values() | {"REDIS_PORT": "16379", "POSTGRES_PORT": "15432", "FLOWER_PORT": "15555"}
+    result = run_compose_config(tmp_path, values, "-f", str(REPO / "deploy" / "compose.host.yml"),
+                                "--profile", "cpu")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {name: spec.get("network_mode") for name, spec in services.items()} == dict.fromkeys(services, "host")
+
+
 def test_compose_refuses_env_example_as_shipped(tmp_path: Path) -> None:
     result = run_compose_config(tmp_path, env_example())
     assert result.returncode != 0, "compose config accepted .env.example's empty secrets"
@@ -429,7 +453,9 @@ def test_compose_refuses_to_run_without_a_secret(tmp_path: Path, secret: str) ->
 
 def test_dockerfile_installs_torch_variant_before_the_project() -> None:
     instructions = dockerfile_instructions()
-    assert ("FROM", "python:3.11-slim") in instructions
+    # The base is a build argument (a local stand-in on an air-gapped host), the official image by default.
+    assert ("ARG", "BASE_IMAGE=python:3.11-slim") in instructions, "no ARG BASE_IMAGE=python:3.11-slim"
+    assert [a for k, a in instructions if k == "FROM"] == ["${BASE_IMAGE}"]
     assert any(k == "ARG" and a.startswith("TORCH_VARIANT") for k, a in instructions), "no ARG TORCH_VARIANT"
     runs = [a for k, a in instructions if k == "RUN"]
     torch = [i for i, a in enumerate(runs) if "pip install" in a and "torch==" in a
