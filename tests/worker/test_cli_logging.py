@@ -3,6 +3,7 @@ libraries' INFO lines (alembic's four per call) only with -v."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from storage import head_revision
@@ -36,3 +37,21 @@ def test_library_info_lines_only_with_verbose(tmp_path: Path):
     assert "alembic" not in submit_rejected(tmp_path / "quiet")
     verbose = submit_rejected(tmp_path / "verbose", "-v")
     assert "INFO alembic.runtime.migration" in verbose and "INFO storage.migrate: migrated" in verbose
+
+
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:INFO|WARNING) ")
+
+
+def test_log_lines_print_above_the_progress_bar_never_inside_it(tmp_path: Path, tiny_model: Path):
+    """In-process tagging logs (the model's load) while its bar is drawn: every record must
+    start a line of its own, not follow a bar's text on the line the bar is drawn on."""
+    text = tmp_path / "queries.txt"
+    text.write_text("".join(f"films with tom hanks {i}\n" for i in range(40)), encoding="utf-8")
+    res = run_bin("submit", str(text), "--chunk-size", "10", env={
+        "NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'nerq.db'}", "NERQ_MODEL": str(tiny_model), "NERQ_BROKER_URL": ""})
+    assert res.returncode == 0, res.stderr
+    segments = re.split(r"[\r\n]", res.stderr)
+    logged = [s for s in segments if LOG_RECORD.search(s)]
+    assert any("INFO model" in s for s in logged), res.stderr  # the load is logged mid-bar
+    assert all(LOG_RECORD.match(s) for s in logged), [s for s in logged if not LOG_RECORD.match(s)]
+    assert any(s.startswith("job ") and "sent" in s for s in segments), res.stderr  # a bar was drawn
