@@ -40,19 +40,31 @@ def crf_potentials(crf: CRF) -> Potentials:
     return Potentials(trans, start, crf.end)
 
 
+def _log_matmul(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """log(exp(scores) @ weights) [B, K], stable: each row shifted by its maximum. With
+    weights = exp(transitions) this is logsumexp over the previous tag as one small matrix
+    product, instead of a [B, K, K] tensor and its reduction at every step."""
+    top = scores.amax(1, keepdim=True)
+    summed = torch.exp(scores - top) @ weights
+    return torch.log(summed.clamp(min=torch.finfo(summed.dtype).tiny)) + top
+
+
 def forward_backward(
     emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(alpha [B, T, K], beta [B, T, K], log Z [B]): alpha[t] scores every prefix ending in
-    each tag at t (its emission included), beta[t] every suffix after it (end score included)."""
+    each tag at t (its emission included), beta[t] every suffix after it (end score included).
+    A forbidden move (exp of FORBIDDEN is 0) leaves a tag at the dtype's smallest log value."""
     b, t, _ = emissions.shape
+    forward = torch.exp(pot.trans)  # [prev, next]
+    backward = forward.T.contiguous()
     alpha = [pot.start + emissions[:, 0]]
     for i in range(1, t):
-        nxt = torch.logsumexp(alpha[-1].unsqueeze(2) + pot.trans, dim=1) + emissions[:, i]
+        nxt = _log_matmul(alpha[-1], forward) + emissions[:, i]
         alpha.append(torch.where(mask[:, i, None], nxt, alpha[-1]))
     beta = [pot.end.expand(b, -1)]
     for i in range(t - 2, -1, -1):
-        nxt = torch.logsumexp(pot.trans + (emissions[:, i + 1] + beta[-1]).unsqueeze(1), dim=2)
+        nxt = _log_matmul(emissions[:, i + 1] + beta[-1], backward)
         beta.append(torch.where(mask[:, i + 1, None], nxt, beta[-1]))
     beta.reverse()
     log_z = torch.logsumexp(alpha[-1] + pot.end, dim=1)

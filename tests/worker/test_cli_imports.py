@@ -20,7 +20,7 @@ from tests.support.model_dirs import stand_in_model_dir
 from tests.support.procs import REPO
 
 HEAVY = ("torch", "seqeval", "sklearn", "matplotlib")
-QUICK = ("status", "results", "cancel")  # their --help needs nothing but argparse
+QUICK = ("status", "results", "cancel", "train", "evaluate", "report")  # --help: argparse alone
 COMMANDS = ("status", "results", "models", "cancel", "submit", "tag", "train", "evaluate", "worker",
             "beat", "db", "promote", "report")
 

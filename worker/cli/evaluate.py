@@ -11,16 +11,17 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import storage
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
 
-from ..evaluation import RunOutcome, record_result
-from ..registry import register_model_dir, resolve_model_dir
 from ..regression import describe
 from .common import add_device_option, add_precision_option, add_verbose_option, regression_thresholds, run, setup_logging
+
+if TYPE_CHECKING:
+    from ..evaluation import RunOutcome
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _register(model_dir: str) -> int:
+    from ..registry import register_model_dir
+
     with storage.session_scope() as session:
         return register_model_dir(session, model_dir).id
 
@@ -47,6 +50,8 @@ def _register(model_dir: str) -> int:
 def _record(result: dict[str, Any], version_id: int, test_file: Path, started: datetime,
             finished: datetime) -> RunOutcome:
     """Store the run, and add what was recorded to the scores printed."""
+    from ..evaluation import record_result  # pydantic, celery's schedules: not for --help
+
     outcome = record_result(
         version_id, str(test_file.resolve()), file_sha256(test_file), result, "manual",
         started_at=started, finished_at=finished, thresholds=regression_thresholds(),
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     record = args.record or args.fail_on_regression
     if record:
         setup_logging()
+    from ..registry import resolve_model_dir
+
     model_dir = resolve_model_dir(args.model)
     test_file = Path(args.test or default_test_file(args.data_dir))
     # registered first: a model that cannot be registered is not worth evaluating

@@ -6,12 +6,9 @@ import argparse
 import json
 import logging
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 import storage
 from model.train_config import PRESETS, preset_config
 
-from ..evaluation import record_training
 from ..regression import describe
 from .common import add_device_option, add_verbose_option, positive_int, regression_thresholds, run, setup_logging
 
@@ -48,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     with logging_redirect_tqdm():  # log lines above the epoch's progress bar, never inside it
         return _train(args)
 
@@ -55,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from model.evaluation import format_table  # torch and seqeval load here, not for --help
     from model.train import train
+
+    from ..evaluation import record_training  # pydantic, celery's schedules: not for --help
 
     overrides = {
         k: v
