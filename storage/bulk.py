@@ -27,6 +27,8 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
     is_json = [isinstance(table.c[c].type, JSON) for c in columns]
     psycopg_connection = conn.connection.driver_connection
     assert psycopg_connection is not None
+    if any(is_json):
+        rows = ([json_dumps(v) if j else v for v, j in zip(row, is_json, strict=True)] for row in rows)
     with psycopg_connection.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([json_dumps(v) if j else v for v, j in zip(row, is_json, strict=True)])
+            copy.write_row(row)

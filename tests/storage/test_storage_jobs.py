@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
@@ -266,7 +266,18 @@ def test_sentences_stream_with_their_text_and_entities(session: Session) -> None
 def test_deleting_a_job_deletes_its_rows(session: Session) -> None:
     job_id, chunks = make_job(session, 10, 5)
     write_chunk(session, job_id, chunks[0])
+    assert entity_count(session, job_id) > 0
     session.delete(storage.get_job(session, job_id))
     session.flush()
     assert session.scalar(select(func.count()).select_from(storage.Sentence)) == 0
     assert entity_count(session, job_id) == 0
+
+
+def test_one_sql_delete_of_several_jobs_deletes_their_entities_and_no_others(session: Session) -> None:
+    """Entities have no foreign key (migration 0007): a trigger on jobs deletes them."""
+    jobs = [make_job(session, 10, 5) for _ in range(3)]
+    for job_id, chunks in jobs:
+        write_chunk(session, job_id, chunks[0])
+    kept = entity_count(session, jobs[2][0])
+    session.execute(delete(storage.Job).where(storage.Job.id.in_([jobs[0][0], jobs[1][0]])))
+    assert [entity_count(session, job_id) for job_id, _ in jobs] == [0, 0, kept] and kept > 0
