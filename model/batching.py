@@ -50,12 +50,13 @@ class Batch:
 
 
 def encode(vocab: Vocab, tokens: Sequence[str], tags: Sequence[str] | None = None) -> Encoded:
-    char_lists = [vocab.char_ids(t)[:MAX_WORD_CHARS] for t in tokens]
-    chars = np.full((len(tokens), max(map(len, char_lists), default=1)), PAD_ID, dtype=np.int64)
-    for row, ids in enumerate(char_lists):
-        chars[row, : len(ids)] = ids
+    ids = [vocab.token_ids(t) for t in tokens]
+    width = min(max((len(c) for _, c in ids), default=1), MAX_WORD_CHARS)
+    chars = np.full((len(tokens), max(width, 1)), PAD_ID, dtype=np.int64)
+    for row, (_, char_ids) in enumerate(ids):
+        chars[row, : len(char_ids)] = char_ids[:width]
     return Encoded(
-        np.array([vocab.word_id(t) for t in tokens], dtype=np.int64),
+        np.array([word for word, _ in ids], dtype=np.int64),
         chars,
         None if tags is None else np.array([vocab.tag_id(t) for t in tags], dtype=np.int64),
     )

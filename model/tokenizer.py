@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from functools import lru_cache
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -64,13 +65,14 @@ def tokenize(line: str) -> list[Token]:
     return tokens
 
 
-def corpus_words(text: str) -> list[str]:
+@lru_cache(maxsize=200_000)  # tokens repeat: a bulk job splits each distinct one once
+def corpus_words(text: str) -> tuple[str, ...]:
     """One token's words as the corpus writes them: lower-cased alphanumeric runs, digits and
     letters apart, ``n't`` as ``n t`` (``don't`` -> ``do n t``); none for punctuation."""
     text = text.lower()
     if _NEGATION.search(text) and len(text) > 3:
-        return _WORD_PIECES.findall(text[:-3]) + ["n", "t"]
-    return _WORD_PIECES.findall(text)
+        return (*_WORD_PIECES.findall(text[:-3]), "n", "t")
+    return tuple(_WORD_PIECES.findall(text))
 
 
 def model_input(tokens: Sequence[Token]) -> ModelInput:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 PAD, UNK = "<PAD>", "<UNK>"
 PAD_ID, UNK_ID = 0, 1
+_TOKEN_CACHE_SIZE = 200_000  # distinct tokens remembered by Vocab.token_ids (a few tens of MB at most)
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Vocab:
     _word_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _char_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _tag_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    _token_ids: dict[str, tuple[int, list[int]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.words[:2] != [PAD, UNK] or self.chars[:2] != [PAD, UNK]:
@@ -28,6 +30,7 @@ class Vocab:
         self._word_ids = {w: i for i, w in enumerate(self.words)}
         self._char_ids = {c: i for i, c in enumerate(self.chars)}
         self._tag_ids = {t: i for i, t in enumerate(self.tags)}
+        self._token_ids = {}
 
     @classmethod
     def build(
@@ -59,6 +62,16 @@ class Vocab:
 
     def char_ids(self, token: str) -> list[int]:
         return [self._char_ids.get(c, UNK_ID) for c in self.norm(token)]
+
+    def token_ids(self, token: str) -> tuple[int, list[int]]:
+        """(word_id, char_ids) of a token, remembered: a bulk job's tokens repeat (Zipf), and
+        encoding them afresh cost a fifth of a worker's time per sentence."""
+        known = self._token_ids.get(token)
+        if known is None:
+            if len(self._token_ids) >= _TOKEN_CACHE_SIZE:
+                self._token_ids.clear()
+            known = self._token_ids[token] = (self.word_id(token), self.char_ids(token))
+        return known
 
     def tag_id(self, tag: str) -> int:
         try:

@@ -83,7 +83,7 @@ def test_model_words_are_lower_case_alphanumeric_and_owned_in_order(line):
     ("21st", ["21", "st"]), ("?", []), ('"', []),
 ])
 def test_model_sees_words_as_the_corpus_writes_them(token, words):
-    assert corpus_words(token) == words
+    assert list(corpus_words(token)) == words
 
 
 def test_tags_come_back_to_tokens_and_entities_to_characters():

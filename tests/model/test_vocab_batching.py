@@ -62,3 +62,20 @@ def test_iter_batches_yields_tensors():
     batches = list(iter_batches(enc, batch_size=1))
     assert [b.words.shape[0] for b in batches] == [1, 1]
     assert all(b.words.dtype == torch.long for b in batches)
+
+
+def test_remembered_token_ids_are_the_ids_and_stay_bounded(monkeypatch):
+    """Vocab.token_ids remembers tokens (a bulk job's repeat): the same ids as computing them
+    afresh, also for unknown words and after the memory was cleared for being full."""
+    import model.vocab
+
+    vocab = Vocab.build([(["Jaws", "shark"], ["B-Title", "O"])])
+    monkeypatch.setattr(model.vocab, "_TOKEN_CACHE_SIZE", 3)
+    tokens = ["jaws", "JAWS", "shark", "sharks", "jaws", "zebra", "shark", "x" * (MAX_WORD_CHARS + 5)]
+    for token in tokens * 2:
+        assert vocab.token_ids(token) == (vocab.word_id(token), vocab.char_ids(token))
+        assert len(vocab._token_ids) <= 3
+    long = encode(vocab, tokens)
+    assert long.chars.shape == (len(tokens), MAX_WORD_CHARS)
+    assert long.words.tolist() == [vocab.word_id(t) for t in tokens]
+    assert long.chars[1].tolist()[:4] == vocab.char_ids("JAWS") and long.chars[1, 4:].tolist() == [PAD_ID] * (MAX_WORD_CHARS - 4)
