@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .tokenizer import tokenize
+from .tokenizer import token_texts
 
 FORMATS = ("text", "bio", "conll", "jsonl")
 # A line longer than this is not a query; reading it whole could exhaust memory.
@@ -86,7 +86,7 @@ def _check_length(path: str, line_no: int, tokens: list[str], max_tokens: int) -
 
 def _split(text: str) -> list[str]:
     """Raw text's tokens (model/tokenizer.py): punctuation split off, the line kept alongside."""
-    return [t.text for t in tokenize(text)]
+    return token_texts(text)
 
 
 def _read_text(lines: Iterable[tuple[int, str]], path: str, max_tokens: int) -> Iterator[Sentence]:

@@ -53,16 +53,33 @@ class ModelInput(NamedTuple):
     owners: list[int]
 
 
+def _ends_in_clitic(text: str) -> bool:
+    """``Spielberg's``: the ``'s`` is a token of its own."""
+    return len(text) > 2 and _CLITIC_S.search(text) is not None
+
+
 def tokenize(line: str) -> list[Token]:
     """Tokens of one line in order; whitespace is never part of a token."""
     tokens: list[Token] = []
     for m in _TOKEN.finditer(line):
         start, end = m.span()
-        if end - start > 2 and _CLITIC_S.search(m.group()):
+        if _ends_in_clitic(m.group()):
             tokens.append(Token(line[start : end - 2], start, end - 2))
             start = end - 2
         tokens.append(Token(line[start:end], start, end))
     return tokens
+
+
+def token_texts(line: str) -> list[str]:
+    """The texts of :func:`tokenize`'s tokens, twice as fast: what bin/submit stores (the
+    offsets are found again from them by :func:`align`)."""
+    out: list[str] = []
+    for text in _TOKEN.findall(line):
+        if _ends_in_clitic(text):
+            out += (text[:-2], text[-2:])
+        else:
+            out.append(text)
+    return out
 
 
 @lru_cache(maxsize=200_000)  # tokens repeat: a bulk job splits each distinct one once

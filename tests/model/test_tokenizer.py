@@ -5,11 +5,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model.spans import bio_spans
-from model.tokenizer import corpus_words, model_input, token_tags, tokenize, word_range
+from model.tokenizer import align, corpus_words, model_input, token_tags, token_texts, tokenize, word_range
 
 
 def texts(line: str) -> list[str]:
-    return [t.text for t in tokenize(line)]
+    """The tokens' texts, which token_texts (bin/submit's faster way) must give as well."""
+    out = [t.text for t in tokenize(line)]
+    assert token_texts(line) == out
+    return out
 
 
 def test_issue_examples_split_quotes_parentheses_and_question_marks():
@@ -65,6 +68,9 @@ def test_offsets_increase_never_overlap_and_round_trip_on_any_text(line):
     # Nothing but whitespace is left out.
     covered = {i for t in tokens for i in range(t.start, t.end)}
     assert all(line[i].isspace() for i in range(len(line)) if i not in covered)
+    # What bin/submit stores, and the offsets a worker finds again from it, are the same.
+    assert token_texts(line) == [t.text for t in tokens]
+    assert align(token_texts(line), line) == tokens
 
 
 @given(st.text())
