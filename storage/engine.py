@@ -21,6 +21,10 @@ DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"
 SQLITE_BUSY_TIMEOUT_S = 60  # writers queue up behind each other instead of failing "database is locked"
 
 
+# What the project runs on and installs drivers for; anything else fails at its import.
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+
+
 class BadDatabaseURL(ValueError):
     """A database URL that does not parse: a configuration to fix, not a failure to retry."""
 
@@ -86,6 +90,9 @@ def _pragma_when_unlocked(cursor: Any, pragma: str) -> None:
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """A new engine (callers want db.get_engine(), which caches one per process)."""
     parsed = normalize_url(url)
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise BadDatabaseURL(f"{parsed.drivername}:// is not supported: give sqlite:///FILE or "
+                             "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE")
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, json_serializer=json_dumps, pool_pre_ping=True, **kwargs)
 

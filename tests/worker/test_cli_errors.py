@@ -75,6 +75,13 @@ def test_unparseable_database_url():
     one_line_error(res, "bin/models: error: NERQ_DATABASE_URL=", "not a database URL")
 
 
+@pytest.mark.parametrize("url", [f"mysql://u:{SECRET}@127.0.0.1/db", f"postgresql+psycopg2://u:{SECRET}@127.0.0.1/db"])
+def test_database_url_of_an_unsupported_kind(url: str):
+    """Not SQLite nor PostgreSQL through psycopg: no driver of ours would import it."""
+    res = run_bin("status", env={"NERQ_DATABASE_URL": url})
+    one_line_error(res, "bin/status: error: NERQ_DATABASE_URL=", ":***@", "is not supported")
+
+
 def test_unreachable_broker(queries: Path, model_dir: Path, sqlite_url: str):
     res = run_bin("submit", str(queries), env={
         "NERQ_BROKER_URL": f"redis://:{SECRET}@127.0.0.1:1/0", "NERQ_MODEL": str(model_dir),
