@@ -2,7 +2,7 @@
 
 A chunk's entities arrive by COPY, a few per sentence. The foreign key to sentences made
 PostgreSQL run a check trigger per row: COPY of the 291,000 entities of 100,000 test queries
-took 5.2 s with it and 1.8 s without (one scratch database, one run). save_tagged_chunk already
+took 4.1 s with it and 1.8 s without (a scratch database, one run). save_tagged_chunk already
 refuses an entity outside its chunk, so the check bought nothing; a trigger on jobs keeps the
 cascade (bench/bench_storage.py measures the whole sink).
 
