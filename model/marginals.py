@@ -9,6 +9,7 @@ same end condition. Scores of a sentence never depend on its batch or its paddin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -78,26 +79,24 @@ def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials
     return probs * mask.unsqueeze(2)
 
 
-def index_spans(spans: Sequence[Sequence[Span]], tags: Sequence[str], device: torch.device) -> SpanIndex:
+@lru_cache(maxsize=16)
+def _span_tag_ids(tags: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """label -> (id of B-label, id of I-label) in a model's tag list."""
     ids = {tag: i for i, tag in enumerate(tags)}
-    flat = [(row, s) for row, sentence in enumerate(spans) for s in sentence]
+    return {tag[2:]: (i, ids[f"I-{tag[2:]}"]) for tag, i in ids.items() if tag.startswith("B-")}
 
-    def column(values: list[int]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.long, device=device)
 
-    return SpanIndex(
-        column([row for row, _ in flat]),
-        column([s.start for _, s in flat]),
-        column([s.end for _, s in flat]),
-        column([ids[f"B-{s.label}"] for _, s in flat]),
-        column([ids[f"I-{s.label}"] for _, s in flat]),
-    )
+def index_spans(spans: Sequence[Sequence[Span]], tags: Sequence[str], device: torch.device) -> SpanIndex:
+    ids = _span_tag_ids(tuple(tags))
+    flat = [(row, s.start, s.end, *ids[s.label]) for row, sentence in enumerate(spans) for s in sentence]
+    table = torch.tensor(flat, dtype=torch.long, device=device).reshape(-1, 5)
+    return SpanIndex(*table.unbind(1))
 
 
 def _inside_sum(scores: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
     """Sum of scores[row, t, I-X] over t in (start, end): the span's I- positions. [N]"""
-    column = scores[idx.row].gather(2, idx.i_tag[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(2)
     t = torch.arange(scores.shape[1], device=scores.device)
+    column = scores[idx.row[:, None], t, idx.i_tag[:, None]]  # [N, T]
     inside = (t > idx.start[:, None]) & (t < idx.end[:, None])
     return (column * inside).sum(1)
 
