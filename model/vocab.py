@@ -65,7 +65,7 @@ class Vocab:
 
     def token_ids(self, token: str) -> tuple[int, list[int]]:
         """(word_id, char_ids) of a token, remembered: a bulk job's tokens repeat (Zipf), and
-        encoding them afresh cost a fifth of a worker's time per sentence."""
+        encoding them afresh took about a tenth of a worker's time per sentence."""
         known = self._token_ids.get(token)
         if known is None:
             if len(self._token_ids) >= _TOKEN_CACHE_SIZE:
