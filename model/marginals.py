@@ -1,8 +1,7 @@
 """How sure the model is of an entity: the marginal probability of a labelled span.
 
 P(span X over [i, j)) = P(y_i = B-X, y_{i+1..j-1} = I-X, y_j != I-X), summed over every tag
-sequence the CRF allows (forward-backward in log space, batched one time step at a time like
-Viterbi), or for a model without CRF the product of per-token softmax probabilities with the
+sequence the CRF allows (model.forward_backward), or for a model without CRF the product of per-token softmax probabilities with the
 same end condition. Scores of a sentence never depend on its batch or its padding.
 """
 
@@ -14,16 +13,8 @@ from typing import NamedTuple
 
 import torch
 
-from .crf import CRF
+from .forward_backward import Potentials, recursions
 from .spans import Span
-
-
-class Potentials(NamedTuple):
-    """A CRF's log-potentials, BIO's forbidden moves already penalised."""
-
-    trans: torch.Tensor  # [K, K]: tag i followed by tag j
-    start: torch.Tensor  # [K]
-    end: torch.Tensor  # [K]
 
 
 class SpanIndex(NamedTuple):
@@ -34,49 +25,6 @@ class SpanIndex(NamedTuple):
     end: torch.Tensor
     b_tag: torch.Tensor
     i_tag: torch.Tensor
-
-
-def crf_potentials(crf: CRF) -> Potentials:
-    trans, start = crf._scores()
-    return Potentials(trans, start, crf.end)
-
-
-def _log_matmul(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """log(exp(scores) @ weights) [B, K], stable: each row shifted by its maximum. With
-    weights = exp(transitions) this is logsumexp over the previous tag as one small matrix
-    product, instead of a [B, K, K] tensor and its reduction at every step."""
-    top = scores.amax(1, keepdim=True)
-    summed = torch.exp(scores - top) @ weights
-    return torch.log(summed.clamp(min=torch.finfo(summed.dtype).tiny)) + top
-
-
-def forward_backward(
-    emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(alpha [B, T, K], beta [B, T, K], log Z [B]): alpha[t] scores every prefix ending in
-    each tag at t (its emission included), beta[t] every suffix after it (end score included).
-    A forbidden move (exp of FORBIDDEN is 0) leaves a tag at the dtype's smallest log value."""
-    b, t, _ = emissions.shape
-    forward = torch.exp(pot.trans)  # [prev, next]
-    backward = forward.T.contiguous()
-    alpha = [pot.start + emissions[:, 0]]
-    for i in range(1, t):
-        nxt = _log_matmul(alpha[-1], forward) + emissions[:, i]
-        alpha.append(torch.where(mask[:, i, None], nxt, alpha[-1]))
-    beta = [pot.end.expand(b, -1)]
-    for i in range(t - 2, -1, -1):
-        nxt = _log_matmul(emissions[:, i + 1] + beta[-1], backward)
-        beta.append(torch.where(mask[:, i + 1, None], nxt, beta[-1]))
-    beta.reverse()
-    log_z = torch.logsumexp(alpha[-1] + pot.end, dim=1)
-    return torch.stack(alpha, 1), torch.stack(beta, 1), log_z
-
-
-def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials) -> torch.Tensor:
-    """P(y_t = k) [B, T, K]; rows past a sentence's end are 0."""
-    alpha, beta, log_z = forward_backward(emissions, mask, pot)
-    probs = torch.exp(alpha + beta - log_z[:, None, None])
-    return probs * mask.unsqueeze(2)
 
 
 @lru_cache(maxsize=16)
@@ -131,16 +79,16 @@ def crf_span_probabilities(
     idx = index_spans(spans, tags, emissions.device)
     if not len(idx.row):
         return [[] for _ in spans]
-    alpha, beta, log_z = forward_backward(emissions, mask, pot)
+    rec = recursions(emissions, mask, pot)
     n_inner = idx.end - idx.start - 1
     last = torch.where(n_inner > 0, idx.i_tag, idx.b_tag)
     path = (n_inner > 0) * pot.trans[idx.b_tag, idx.i_tag]  # B-X -> I-X, then I-X -> I-X
     path = path + (n_inner - 1).clamp(min=0) * pot.trans[idx.i_tag, idx.i_tag]
-    score = alpha[idx.row, idx.start, idx.b_tag] + _inside_sum(emissions, idx) + path
-    nxt = _next_position(idx, emissions)
-    after = pot.trans[last] + emissions[idx.row, nxt] + beta[idx.row, nxt]  # [N, K]
-    score = score + torch.where(idx.end < mask.sum(1)[idx.row], _not_inside(after, idx), pot.end[last])
-    return _unflatten(torch.exp(score - log_z[idx.row]).clamp(max=1.0), spans)
+    start = rec.log_alpha(idx.row, idx.start).gather(1, idx.b_tag[:, None]).squeeze(1)
+    score = start + _inside_sum(emissions, idx) + path
+    after = pot.trans[last] + rec.log_gamma(idx.row, idx.end)  # [N, K]: the tag after the span
+    score = score + torch.where(idx.end < rec.lengths[idx.row], _not_inside(after, idx), pot.end[last])
+    return _unflatten(torch.exp(score - rec.log_z(pot)[idx.row]).clamp(max=1.0), spans)
 
 
 def softmax_span_probabilities(

@@ -14,7 +14,8 @@ from .checkpoint import load_model_dir, read_temperature
 from .defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .inference import FastBiLSTM, resolve_precision
-from .marginals import Potentials, crf_potentials, crf_span_probabilities, softmax_span_probabilities
+from .forward_backward import Potentials, crf_potentials
+from .marginals import crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
 from .vocab import Vocab

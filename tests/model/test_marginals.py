@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model.crf import CRF
-from model.marginals import crf_potentials, crf_span_probabilities, softmax_span_probabilities, token_marginals
+from model.forward_backward import _log_space, _scaled, crf_potentials, recursions, reverse_within, token_marginals
+from model.marginals import crf_span_probabilities, softmax_span_probabilities
 from model.spans import Span, bio_spans
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
@@ -95,6 +96,39 @@ def test_span_probabilities_lie_in_unit_interval_and_partition_the_start():
     # Spans starting with B-A at 0, over every end, add up to P(y_0 = B-A).
     starts = [p for s, p in zip(all_spans(6), got[0]) if s.label == "A" and s.start == 0]
     assert sum(starts) == pytest.approx(float(marg[0, 0, 1]), abs=1e-5)
+
+
+def test_scaled_recursions_agree_with_log_space_and_underflow_falls_back_to_it():
+    crf = random_crf(12)
+    em, mask = batch(13, [6, 3, 5])
+    pot = crf_potentials(crf)
+    # Sentence 1 at step 1 has only I-A likely, which cannot follow the O that step 0 is sure of:
+    # every tag the CRF allows there is e^-110 or less, which scaling in fp32 cannot hold.
+    em[1, 0, 0], em[1, 1, 2] = 120.0, 120.0
+    with torch.no_grad():
+        underflow = _scaled(em, mask, pot).underflow
+        rec = recursions(em, mask, pot)
+        ref_alpha, ref_beta = _log_space(em, mask, pot)
+    assert underflow.tolist() == [False, True, False]
+    lengths = mask.sum(1)
+    for b, n in enumerate(lengths.tolist()):
+        rows, steps = torch.full((n,), b), torch.arange(n)
+        alpha, gamma = rec.log_alpha(rows, steps), rec.log_gamma(rows, steps)
+        ref_gamma = ref_beta[b, :n] + em[b, :n]
+        # Tags the CRF forbids: about -1e4 in log space, the fp32 floor scaled. Compare the rest.
+        for got, ref in ((alpha, ref_alpha[b, :n]), (gamma, ref_gamma)):
+            allowed = ref > -1e3
+            assert torch.allclose(got[allowed], ref[allowed], rtol=1e-5, atol=1e-3), b
+    marg = token_marginals(em, mask, pot)
+    assert torch.isfinite(rec.log_z(pot)).all()  # fp32 near 240 rounds to 3e-5:
+    assert torch.allclose(marg.sum(2), mask.float(), atol=1e-4)
+
+
+def test_reversing_within_lengths_keeps_padding_in_place_and_undoes_itself():
+    x = torch.arange(12).reshape(3, 4)
+    lengths = torch.tensor([4, 2, 0])
+    assert reverse_within(x, lengths).tolist() == [[3, 2, 1, 0], [5, 4, 6, 7], [8, 9, 10, 11]]
+    assert torch.equal(reverse_within(reverse_within(x, lengths), lengths), x)
 
 
 def sentence_scores(crf: CRF, em: torch.Tensor, mask: torch.Tensor, spans) -> list[list[float]]:
