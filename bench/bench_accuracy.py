@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Test F1 of `bin/train` with its defaults (or a preset) over several seeds: mean and spread.
+"""Test F1 of `bin/train` with its defaults (or a preset) over several seeds: mean and spread,
+strict IOB2 F1 too, and the mean F1 of each entity type.
 
 Full-corpus training, so it lives here and not in the tests. Prints one JSON object.
 
@@ -27,6 +28,8 @@ def summary(runs: list[dict]) -> dict:
         out[key] = {"mean": round(statistics.mean(values), 2),
                     "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
                     "min": round(min(values), 2), "max": round(max(values), 2)}
+    labels = runs[0]["test_per_type"]
+    out["test_per_type_mean"] = {k: round(statistics.mean(r["test_per_type"][k] for r in runs), 2) for k in labels}
     return out
 
 
@@ -36,6 +39,7 @@ def run_of(metrics: dict) -> dict:
         "test_f1": metrics["test"]["default"]["f1"],
         "test_f1_strict": metrics["test"]["strict"]["f1"],
         "dev_f1": metrics["dev"]["default"]["f1"],
+        "test_per_type": {k: round(v["f1"], 2) for k, v in metrics["test"]["default"]["per_label"].items()},
         "best_epoch": metrics["best_epoch"],
         "training_seconds": metrics["training_seconds"],
     }
