@@ -23,26 +23,31 @@ from .vocab import UNK_ID
 _H_SCALE = 127.0  # h = o * tanh(c) is in (-1, 1)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16: bf16 products are several times faster than fp32 there; without
-    them bf16 is converted in software, which gains nothing (not measured here: no such CPU)."""
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+def auto_cpu_precision() -> str:
+    """What ``auto`` runs on this CPU: the fastest precision measured within 0.1 test F1 of fp32
+    (bench/bench_tagger.py, 2 threads, and single-thread runs as workers use by default).
+    - AMX (a 2-core Xeon): bf16, its tags differing from fp32 in 3 of 1953 test sentences;
+      ``torch._int_mm`` was slower than bf16 there.
+    - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on 1 thread
+      and 1.05-1.11x on 2, test F1 71.61 against 71.58 for fp32 and bf16.
+    - Other CPUs: fp32. Without native bf16 it is converted in software, and int8 was not
+      measured on such a CPU."""
+    if torch.cpu._is_amx_tile_supported():
+        return "bf16"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "int8" if torch.cpu._is_vnni_supported() else "bf16"
+    return "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """'auto': bf16 on CPUs with native bf16 (AMX / AVX512-BF16), fp32 elsewhere and on CUDA.
-    Measured on a 2-core Xeon with AMX (bench/bench_tagger.py): bf16 the fastest, its test tags
-    differing from fp32 in 3 of 1953 sentences, F1 within 0.05. int8 only when asked for: on that
-    CPU ``torch._int_mm`` was slower than bf16 and gave no gain over fp32."""
+    """The precision to run: ``auto`` is :func:`auto_cpu_precision` on CPU, fp32 on CUDA."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
     if device.type == "cuda":
         if name == "int8":
             raise ValueError("precision int8 is CPU-only; use fp32 or bf16 on CUDA")
         return "fp32" if name == "auto" else name
-    if name == "auto":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return name
+    return auto_cpu_precision() if name == "auto" else name
 
 
 def _gate_order(weight: torch.Tensor) -> torch.Tensor:
@@ -169,5 +174,15 @@ class FastBiLSTM(nn.Module):
                 x = self._input_gates(outputs, layer)  # noqa: F821 - the previous layer's
                 gates = torch.stack([x[0], reverse_time(x[1], rev)], dim=1)
             states = recur(gates, product)
-            outputs = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # [T, B, 2H]
-        return self.model.emit(outputs).transpose(0, 1)
+            if layer + 1 < len(self.layers):
+                outputs = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # [T, B, 2H]
+        return self._emit(states, rev).transpose(0, 1)
+
+    def _emit(self, states: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+        """[T, B, n_tags]: the output layer applied to each direction's half of its weights, the
+        backward one put back in order afterwards: a reversal of n_tags columns, not of 2H."""
+        emit = self.model.emit
+        forward_half, backward_half = emit.weight.chunk(2, dim=1)
+        backward = torch.matmul(states[:, 1], backward_half.t())
+        forward = torch.addmm(emit.bias, states[:, 0].flatten(0, 1), forward_half.t()).view_as(backward)
+        return forward.add_(reverse_time(backward, rev))

@@ -78,7 +78,7 @@ def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None
 def add_precision_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
     """--precision, the same for every command that tags."""
     p.add_argument("--precision", choices=PRECISION_CHOICES, default=default,
-                   help="arithmetic to tag in (default auto: bf16 on CPUs with AMX or AVX512-BF16, else fp32)")
+                   help="arithmetic to tag in (default auto: bf16 with AMX, int8 with AVX512-BF16 and VNNI, else fp32)")
 
 
 def add_verbose_option(p: argparse.ArgumentParser) -> None:
