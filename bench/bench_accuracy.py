@@ -28,8 +28,9 @@ def summary(runs: list[dict]) -> dict:
         out[key] = {"mean": round(statistics.mean(values), 2),
                     "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
                     "min": round(min(values), 2), "max": round(max(values), 2)}
-    labels = runs[0]["test_per_type"]
-    out["test_per_type_mean"] = {k: round(statistics.mean(r["test_per_type"][k] for r in runs), 2) for k in labels}
+    labels = sorted({label for r in runs for label in r["test_per_type"]})
+    out["test_per_type_mean"] = {k: round(statistics.mean(r["test_per_type"].get(k, 0.0) for r in runs), 2)
+                                 for k in labels}
     return out
 
 

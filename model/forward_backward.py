@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 
 from .crf import CRF
+from .reversal import reverse_within
 
 _SMALLEST_NORM = 1e-30  # a step's scaled total below this has lost precision to underflow
 
@@ -30,14 +31,6 @@ class Potentials(NamedTuple):
 def crf_potentials(crf: CRF) -> Potentials:
     trans, start = crf._scores()
     return Potentials(trans, start, crf.end)
-
-
-def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each row's first ``length`` positions of x [B, T, ...] in reverse order, padding left
-    where it is: its own inverse."""
-    t = torch.arange(x.shape[1], device=x.device)
-    order = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
-    return x[torch.arange(x.shape[0], device=x.device)[:, None], order]
 
 
 class Recursions(NamedTuple):
@@ -131,4 +124,5 @@ def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials
     steps = torch.arange(t, device=emissions.device).repeat(b)
     log_beta = rec.log_gamma(rows, steps) - emissions.reshape(b * t, -1)
     log_p = rec.log_alpha(rows, steps) + log_beta - rec.log_z(pot).repeat_interleave(t)[:, None]
-    return torch.exp(log_p).reshape(b, t, -1) * mask[..., None]
+    # Past a sentence's end the values mean nothing and may overflow: 0 there, never inf * 0.
+    return torch.where(mask[..., None], torch.exp(log_p).reshape(b, t, -1), 0.0)

@@ -18,6 +18,7 @@ from torch import nn
 
 from .defaults import PRECISION_CHOICES as PRECISIONS
 from .network import BiLSTMTagger
+from .reversal import reverse_time, reversed_positions
 from .vocab import UNK_ID
 
 _H_SCALE = 127.0  # h = o * tanh(c) is in (-1, 1)
@@ -28,8 +29,9 @@ def auto_cpu_precision() -> str:
     (bench/bench_tagger.py, 2 threads, and single-thread runs as workers use by default).
     - AMX (a 2-core Xeon): bf16, its tags differing from fp32 in 3 of 1953 test sentences;
       ``torch._int_mm`` was slower than bf16 there.
-    - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on 1 thread
-      and 1.05-1.11x on 2, test F1 71.61 against 71.58 for fp32 and bf16.
+    - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on one thread
+      (3 interleaved runs), 0.88-1.10x on two (5 runs, median 1.09); test F1 71.61 against
+      71.58 for fp32 and bf16. Intel Cooper Lake falls here too, unmeasured.
     - Other CPUs: fp32. Without native bf16 it is converted in software, and int8 was not
       measured on such a CPU."""
     if torch.cpu._is_amx_tile_supported():
@@ -95,18 +97,6 @@ def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
         c.mul_(z[..., hidden : 2 * hidden]).addcmul_(z[..., :hidden], z[..., 3 * hidden :])
         h = torch.mul(z[..., 2 * hidden : 3 * hidden], torch.tanh(c), out=out[t])
     return out
-
-
-def reversed_positions(lengths: torch.Tensor, t_max: int) -> torch.Tensor:
-    """[B, T]: position t of each sentence read backwards (L-1-t), padding left where it is."""
-    t = torch.arange(t_max).unsqueeze(0)
-    n = lengths.unsqueeze(1)
-    return torch.where(t < n, n - 1 - t, t)
-
-
-def reverse_time(x: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
-    """[T, B, ...] with each sentence read backwards (its own inverse)."""
-    return x[rev.t(), torch.arange(x.shape[1]).unsqueeze(0)]
 
 
 class FastBiLSTM(nn.Module):

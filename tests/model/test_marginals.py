@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model.crf import CRF
-from model.forward_backward import _log_space, _scaled, crf_potentials, recursions, reverse_within, token_marginals
+from model.forward_backward import _log_space, _scaled, crf_potentials, recursions, token_marginals
+from model.reversal import reverse_within
 from model.marginals import crf_span_probabilities, softmax_span_probabilities
 from model.spans import Span, bio_spans
 
@@ -120,8 +121,18 @@ def test_scaled_recursions_agree_with_log_space_and_underflow_falls_back_to_it()
             allowed = ref > -1e3
             assert torch.allclose(got[allowed], ref[allowed], rtol=1e-5, atol=1e-3), b
     marg = token_marginals(em, mask, pot)
-    assert torch.isfinite(rec.log_z(pot)).all()  # fp32 near 240 rounds to 3e-5:
+    assert torch.isfinite(rec.log_z(pot)).all()
+    # log Z is near 240 here, where fp32 values lie about 3e-5 apart: sums to 1 within 1e-4.
     assert torch.allclose(marg.sum(2), mask.float(), atol=1e-4)
+
+
+def test_token_marginals_are_zero_past_each_sentence_however_long_the_padding():
+    crf = random_crf(5)
+    em, mask = batch(6, [5, 1], pad_to=60)
+    with torch.no_grad():
+        marg = token_marginals(em * 1.5, mask, crf_potentials(crf))  # the scaled sums grow in padding
+    assert torch.isfinite(marg).all() and (marg[~mask] == 0).all()
+    assert torch.allclose(marg[mask].sum(1), torch.ones(6), atol=1e-4)
 
 
 def test_reversing_within_lengths_keeps_padding_in_place_and_undoes_itself():
