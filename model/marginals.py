@@ -2,7 +2,8 @@
 
 P(span X over [i, j)) = P(y_i = B-X, y_{i+1..j-1} = I-X, y_j != I-X), summed over every tag
 sequence the CRF allows (model.forward_backward), or for a model without CRF the product of
-per-token softmax probabilities with the same end condition. Scores of a sentence never depend on its batch or its padding.
+per-token softmax probabilities with the same end condition. Scores of a sentence never depend
+on its batch or its padding.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from .batching import Batch, Encoded, collate, encode, plan_batches
 from .checkpoint import load_model_dir, read_temperature
 from .defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
-from .inference import FastBiLSTM, resolve_precision
 from .forward_backward import Potentials, crf_potentials
+from .inference import FastBiLSTM, resolve_precision
 from .marginals import crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans

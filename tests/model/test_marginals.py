@@ -7,8 +7,8 @@ import torch
 
 from model.crf import CRF
 from model.forward_backward import _log_space, _scaled, crf_potentials, recursions, token_marginals
-from model.reversal import reverse_within
 from model.marginals import crf_span_probabilities, softmax_span_probabilities
+from model.reversal import reverse_within
 from model.spans import Span, bio_spans
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
