@@ -42,6 +42,7 @@ def run_of(metrics: dict) -> dict:
         "dev_f1": metrics["dev"]["default"]["f1"],
         "test_per_type": {k: round(v["f1"], 2) for k, v in metrics["test"]["default"]["per_label"].items()},
         "best_epoch": metrics["best_epoch"],
+        "span_threshold": (metrics.get("decoding") or {}).get("threshold"),  # None: Viterbi
         "training_seconds": metrics["training_seconds"],
     }
 

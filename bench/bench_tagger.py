@@ -6,8 +6,9 @@ embeddings, a BiLSTM of 200 per direction, a linear layer and argmax (no CRF, no
 features), batches of 256 sorted by length, packed. Its weights are random: speed does not
 depend on their values. ``Tagger.load(path)`` with its defaults and the reference run
 interleaved in one process (median of the rounds), so their ratio holds on a noisy machine.
-Also printed: per-stage times of our default tagger (encode, forward, Viterbi) and, for each
-precision, its speed, test F1 and whether its tags depend on the batch size.
+Also printed: per-stage times of our default tagger (encode, forward, decode), for a model that
+decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too, and
+for each precision its speed, test F1 and whether its tags depend on the batch size.
 
     bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2]
 """
@@ -80,8 +81,8 @@ def seconds(fn: Callable[[], object]) -> float:
 
 
 def stage_seconds(tagger: Tagger, sentences: list[list[str]]) -> dict[str, float]:
-    """One instrumented pass of Tagger.tag's work: encode, collate, forward, Viterbi, to strings."""
-    stages = dict.fromkeys(("encode", "collate", "forward", "viterbi", "to_tags"), 0.0)
+    """One instrumented pass of Tagger.tag's work: encode, collate, forward, decode, to strings."""
+    stages = dict.fromkeys(("encode", "collate", "forward", "decode", "to_tags"), 0.0)
     t0 = time.perf_counter()
     encoded = tagger.encode(sentences)
     stages["encode"] = time.perf_counter() - t0
@@ -96,7 +97,7 @@ def stage_seconds(tagger: Tagger, sentences: list[list[str]]) -> dict[str, float
             marks.append(time.perf_counter())
             [[tagger.vocab.tags[i] for i in row] for row in ids.tolist()]
             marks.append(time.perf_counter())
-            for name, a, b in zip(("collate", "forward", "viterbi", "to_tags"), marks, marks[1:]):
+            for name, a, b in zip(("collate", "forward", "decode", "to_tags"), marks, marks[1:]):
                 stages[name] += b - a
     return stages
 
@@ -149,6 +150,11 @@ def main() -> None:
     taggers = {"ours": ours.tag, "reference": reference_tagger(ours.vocab)}
     precisions = {p: Tagger.load(args.model, "cpu", precision=p) for p in ("fp32", "bf16", "int8")}
     taggers |= {f"precision_{name}": t.tag for name, t in precisions.items()}
+    viterbi = None
+    if ours.model.config.span_threshold is not None:
+        viterbi = Tagger.load(args.model, "cpu")
+        viterbi.model.config.span_threshold = None
+        taggers["viterbi"] = viterbi.tag
     times, stages = interleaved(taggers, sentences, ours, args.rounds)
     speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
     print(json.dumps({
@@ -159,8 +165,20 @@ def main() -> None:
         "sentences_per_s": {"ours": speed["ours"], "reference": speed["reference"]},
         "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
         "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
+        "decoding": decoding_row(ours, viterbi, speed, sentences, gold),
         "precisions": precision_rows(precisions, speed, sentences, gold, not args.no_invariance),
     }, indent=2))
+
+
+def decoding_row(ours: Tagger, viterbi: Tagger | None, speed: dict, sentences: list, gold: list) -> dict:
+    """The model's span decoding against Viterbi on the same weights: speed and test F1."""
+    row: dict = {"span_threshold": ours.model.config.span_threshold}
+    if viterbi is not None:
+        row |= {"viterbi_sentences_per_s": speed["viterbi"],
+                "ratio_vs_viterbi": round(speed["ours"] / speed["viterbi"], 3),
+                "test_f1": round(score(gold, ours.tag(sentences))["default"]["f1"], 2),
+                "viterbi_test_f1": round(score(gold, viterbi.tag(sentences))["default"]["f1"], 2)}
+    return row
 
 
 if __name__ == "__main__":

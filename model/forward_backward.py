@@ -116,9 +116,11 @@ def recursions(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials) -> 
     return rec._replace(exact=exact)
 
 
-def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials) -> torch.Tensor:
-    """P(y_t = k) [B, T, K]; rows past a sentence's end are 0."""
-    rec = recursions(emissions, mask, pot)
+def token_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials,
+                    rec: Recursions | None = None) -> torch.Tensor:
+    """P(y_t = k) [B, T, K]; rows past a sentence's end are 0. ``rec``: these emissions'
+    recursions, when the caller has them already."""
+    rec = recursions(emissions, mask, pot) if rec is None else rec
     b, t, _ = emissions.shape
     rows = torch.arange(b, device=emissions.device).repeat_interleave(t)
     steps = torch.arange(t, device=emissions.device).repeat(b)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from .forward_backward import Potentials, recursions
+from .forward_backward import Potentials, Recursions, recursions
 from .spans import Span
 
 
@@ -80,7 +80,11 @@ def crf_span_probabilities(
     idx = index_spans(spans, tags, emissions.device)
     if not len(idx.row):
         return [[] for _ in spans]
-    rec = recursions(emissions, mask, pot)
+    return _unflatten(span_probabilities(emissions, recursions(emissions, mask, pot), pot, idx), spans)
+
+
+def span_probabilities(emissions: torch.Tensor, rec: Recursions, pot: Potentials, idx: SpanIndex) -> torch.Tensor:
+    """[N]: the marginal probability of each indexed span, from the emissions' recursions."""
     n_inner = idx.end - idx.start - 1
     last = torch.where(n_inner > 0, idx.i_tag, idx.b_tag)
     path = (n_inner > 0) * pot.trans[idx.b_tag, idx.i_tag]  # B-X -> I-X, then I-X -> I-X
@@ -89,7 +93,7 @@ def crf_span_probabilities(
     score = start + _inside_sum(emissions, idx) + path
     after = pot.trans[last] + rec.log_gamma(idx.row, idx.end)  # [N, K]: the tag after the span
     score = score + torch.where(idx.end < rec.lengths[idx.row], _not_inside(after, idx), pot.end[last])
-    return _unflatten(torch.exp(score - rec.log_z(pot)[idx.row]).clamp(max=1.0), spans)
+    return torch.exp(score - rec.log_z(pot)[idx.row]).clamp(max=1.0)
 
 
 def softmax_span_probabilities(

@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .crf import CRF
+from .forward_backward import crf_potentials
+from .span_decoding import threshold_spans
 from .vocab import PAD_ID, UNK_ID
 
 
@@ -30,6 +32,7 @@ class ModelConfig:
     layers: int = 1
     dropout: float = 0.5
     crf: bool = True
+    span_threshold: float | None = None  # decode the spans more likely than this; None: Viterbi
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +138,11 @@ def loss(model: BiLSTMTagger, emissions: torch.Tensor, tags: torch.Tensor, mask:
 
 
 def decode(model: BiLSTMTagger, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Tag ids [B, T] (0 past each sentence's end)."""
+    """Tag ids [B, T] (0 past each sentence's end): with a CRF, the spans more likely than the
+    model's span threshold (model.span_decoding), or without one the Viterbi sequence."""
+    threshold = model.config.span_threshold
+    if model.crf is not None and threshold is not None:
+        return threshold_spans(emissions, mask, crf_potentials(model.crf), model.config.tags, threshold)
     if model.crf is not None:
         return model.crf.viterbi(emissions, mask)
     return emissions.argmax(dim=2) * mask

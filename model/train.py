@@ -207,6 +207,27 @@ def _dev_calibration(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Senten
             "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev_set)[0]), 4)}
 
 
+SPAN_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+
+
+def _fit_span_threshold(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Sentence]) -> dict:
+    """Choose how the model decodes, by dev F1 of the early-stopped model (which never trained
+    on dev): Viterbi, or the spans more likely than one of SPAN_THRESHOLDS. Sets it on the
+    model's config and returns {"threshold": the choice, "dev_f1": {choice: F1}}."""
+    tagger = Tagger(model, vocab, cache_chars=False)
+    curve: dict[str, float] = {}
+    for threshold in (None, *SPAN_THRESHOLDS):
+        model.config.span_threshold = threshold
+        curve[str(threshold) if threshold else "viterbi"] = round(float(evaluate(tagger, dev_set)["default"]["f1"]), 3)
+    best = max(curve, key=curve.__getitem__)
+    model.config.span_threshold = None if best == "viterbi" else float(best)
+    return {"threshold": model.config.span_threshold, "dev_f1": curve}
+
+
+def _decoding_name(threshold: float | None) -> str:
+    return "Viterbi" if threshold is None else f"spans more likely than {threshold}"
+
+
 def _provenance(cfg: TrainConfig, train_file: Path, test_file: Path, device: torch.device) -> dict:
     """What a model was trained from and with, for its metrics.json."""
     return {
@@ -245,6 +266,9 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
           f"preset {cfg.preset}, up to {cfg.epochs} epochs", flush=True)
     vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
     model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set)
+    decoding = _fit_span_threshold(model, vocab, dev_set) if cfg.span_decoding and model.crf else None
+    if decoding:
+        print(f"decoding: {_decoding_name(decoding['threshold'])} (dev F1 {decoding['dev_f1']})", flush=True)
     dev_scores = evaluate(Tagger(model, vocab, cache_chars=False), dev_set)
     calibration = _dev_calibration(model, vocab, dev_set)
     print(f"score temperature {calibration['temperature']:.3f} (dev ECE {calibration['dev_ece_raw']:.4f} -> "
@@ -252,10 +276,12 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     refit_history: list[dict] = []
     if cfg.refit:
         model, vocab, refit_history = _refit(cfg, train_all, device, best_epoch)
+        model.config.span_threshold = decoding["threshold"] if decoding else None
     metrics = {
         "dev": dev_scores,  # before any refit: the refit model has seen the dev sentences
         "test": evaluate(Tagger(model, vocab, cache_chars=False), test),
         "best_epoch": best_epoch,
+        "decoding": decoding,
         "epochs": history,
         "refit_epochs": refit_history,
         "training_seconds": time.perf_counter() - started,

@@ -35,6 +35,9 @@ class TrainConfig:
     layers: int = 1
     dropout: float = 0.5
     crf: bool = True
+    # Decode the spans more likely than a threshold chosen on dev (model.span_decoding), or
+    # Viterbi where dev prefers it; False: always Viterbi.
+    span_decoding: bool = True
     threads: int | None = None  # torch CPU threads; None keeps torch's default
 
 
@@ -44,7 +47,7 @@ PRESETS: dict[str, dict] = {
     "reference": dict(
         epochs=5, patience=5, batch_size=32, lr=0.005, lr_decay=1.414, clip=1.0, clip_per_tensor=True,
         word_dropout=0.0, word_dim=200, char_dim=0, hidden=200, layers=1, dropout=0.5, crf=False,
-        ema_decay=0.0, refit=False,
+        ema_decay=0.0, refit=False, span_decoding=False,
     ),
 }
 

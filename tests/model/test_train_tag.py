@@ -54,6 +54,12 @@ def test_model_directory_contents(tiny_model, test_file):
     assert len(metrics["corpus"]["train_sha256"]) == 64 and metrics["training_seconds"] > 0
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert metrics["train_config"]["hidden"] == TINY["hidden"]
+    # How it decodes was chosen on dev, before the refit, and travels in config.json.
+    decoding = metrics["decoding"]
+    assert list(decoding["dev_f1"]) == ["viterbi", "0.3", "0.35", "0.4", "0.45", "0.5", "0.55", "0.6"]
+    chosen = "viterbi" if decoding["threshold"] is None else str(decoding["threshold"])
+    assert decoding["dev_f1"][chosen] == max(decoding["dev_f1"].values())
+    assert config["span_threshold"] == decoding["threshold"]
 
 
 def test_weights_are_plain_safetensors(tiny_model):
@@ -72,9 +78,11 @@ def test_roundtrip_tags_match_saved_scores(tiny_model, test_file):
     assert result["strict"]["f1"] == pytest.approx(saved["strict"]["f1"], abs=1e-9)
 
 
+@pytest.mark.parametrize("threshold", [None, 0.4])  # Viterbi, span decoding
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file, precision):
+def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file, precision, threshold):
     tagger = Tagger.load(tiny_model, DEVICE, precision=precision)
+    tagger.model.config.span_threshold = threshold
     assert tagger.precision == precision
     sentences = [s.tokens for s in read_corpus(test_file)]
     reference = tagger.tag(sentences, batch_size=256)
