@@ -56,9 +56,7 @@ def _candidates(marginals: torch.Tensor, b_ids: list[int], i_ids: list[int], thr
     # The first position at or after each step where I-X fails (padding always does).
     first_break = torch.where(breaks, steps, t).flip(1).cummin(1).values.flip(1)  # [B, T+1, X]
     row, start, kind = (marginals[:, :, b_ids] > threshold).nonzero(as_tuple=True)
-    count = first_break[row, start + 1, kind] - start  # ends start+1 .. first_break
-    pick = torch.repeat_interleave(torch.arange(len(row), device=row.device), count)
-    offset = torch.arange(len(pick), device=row.device) - (count.cumsum(0) - count)[pick]
+    pick, offset = _expand(first_break[row, start + 1, kind] - start)  # ends start+1 .. first_break
     b_tag = torch.tensor(b_ids, device=row.device)[kind]
     i_tag = torch.tensor(i_ids, device=row.device)[kind]
     return SpanIndex(row[pick], start[pick], start[pick] + 1 + offset, b_tag[pick], i_tag[pick])
@@ -66,15 +64,20 @@ def _candidates(marginals: torch.Tensor, b_ids: list[int], i_ids: list[int], thr
 
 def _without_overlaps(idx: SpanIndex, gain: torch.Tensor) -> SpanIndex:
     """Per sentence, the non-overlapping spans of the largest total gain (weighted interval
-    scheduling), for the few sentences whose kept spans overlap."""
-    spans = sorted(zip(*(x.tolist() for x in idx), gain.tolist()), key=lambda s: (s[0], s[2], s[1]))
-    chosen: list[tuple] = []
-    for row in sorted({s[0] for s in spans}):
-        chosen += _best_disjoint([s for s in spans if s[0] == row])
-    if not chosen:
-        return SpanIndex(*(x[:0] for x in idx))
-    columns = list(zip(*chosen))[:5]
-    return SpanIndex(*(torch.tensor(c, dtype=torch.long, device=idx.row.device) for c in columns))
+    scheduling), worked out only for the few sentences whose kept spans overlap: in order of
+    start, spans overlap somewhere exactly when two neighbours do."""
+    order = torch.argsort(idx.row * (int(idx.end.max()) + 1) + idx.start) if len(idx.row) else idx.row
+    idx, gain = SpanIndex(*(x[order] for x in idx)), gain[order]
+    clash = (idx.row[1:] == idx.row[:-1]) & (idx.start[1:] < idx.end[:-1])
+    crowded = torch.isin(idx.row, idx.row[1:][clash])
+    if not crowded.any():
+        return idx
+    rows: dict[int, list[tuple]] = {}
+    for span in zip(*(x[crowded].tolist() for x in idx), gain[crowded].tolist()):
+        rows.setdefault(span[0], []).append(span)
+    chosen = [s[:5] for spans in rows.values() for s in _best_disjoint(sorted(spans, key=lambda s: s[2]))]
+    resolved = torch.tensor(chosen, dtype=torch.long, device=idx.row.device).reshape(-1, 5).unbind(1)
+    return SpanIndex(*(torch.cat([x[~crowded], r]) for x, r in zip(idx, resolved)))
 
 
 def _best_disjoint(spans: list[tuple]) -> list[tuple]:
@@ -90,8 +93,12 @@ def _best_disjoint(spans: list[tuple]) -> list[tuple]:
 def _write(ids: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
     """ids with each span's B-X at its start and I-X after it."""
     ids[idx.row, idx.start] = idx.b_tag
-    inner = idx.end - idx.start - 1
-    pick = torch.repeat_interleave(torch.arange(len(inner), device=ids.device), inner)
-    offset = torch.arange(len(pick), device=ids.device) - (inner.cumsum(0) - inner)[pick]
+    pick, offset = _expand(idx.end - idx.start - 1)
     ids[idx.row[pick], idx.start[pick] + 1 + offset] = idx.i_tag[pick]
     return ids
+
+
+def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(i repeated counts[i] times, 0 .. counts[i]-1 alongside): one row per item of each run."""
+    pick = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    return pick, torch.arange(len(pick), device=counts.device) - (counts.cumsum(0) - counts)[pick]
