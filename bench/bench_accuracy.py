@@ -20,7 +20,6 @@ from pathlib import Path
 from model import Tagger
 from model.checkpoint import read_metrics
 from model.corpus import read_corpus
-from model.data import default_test_file
 from model.evaluation import evaluate
 from model.train import train
 from model.train_config import preset_config
@@ -39,12 +38,12 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def viterbi_scores(model_dir: str | Path) -> dict:
+def viterbi_scores(model_dir: str | Path, test_file: str) -> dict:
     """Test F1 of the same weights decoded by Viterbi, overall and per type: what span decoding
     (model.span_decoding) is measured against."""
     tagger = Tagger.load(model_dir, "cpu", precision="fp32")
     tagger.model.config.span_threshold = None
-    scores = evaluate(tagger, read_corpus(default_test_file()))
+    scores = evaluate(tagger, read_corpus(test_file))
     return {"test_f1_viterbi": scores["default"]["f1"], "test_f1_viterbi_strict": scores["strict"]["f1"],
             "test_per_type_viterbi": {k: round(v["f1"], 2) for k, v in scores["default"]["per_label"].items()}}
 
@@ -60,7 +59,7 @@ def run_of(model_dir: str | Path) -> dict:
         "best_epoch": metrics["best_epoch"],
         "span_threshold": (metrics.get("decoding") or {}).get("threshold"),  # None: Viterbi
         "training_seconds": metrics["training_seconds"],
-        **viterbi_scores(model_dir),
+        **viterbi_scores(model_dir, metrics["corpus"]["test"]),
     }
 
 

@@ -1,8 +1,10 @@
 """Do entity scores mean what they say? Each predicted entity's score against whether it is
 exactly a gold span (label and boundaries): expected calibration error, a reliability table,
 precision/recall above thresholds, and a temperature fit on held-out sentences for when the
-scores miss. A temperature divides every CRF potential (or softmax logit): Viterbi's tags stay
-the same, only the marginals soften (T > 1) or sharpen (T < 1).
+scores miss. A temperature divides every CRF potential (or softmax logit) for scores only: tags
+are decoded from the raw potentials (Viterbi or span decoding), and only the marginals soften
+(T > 1) or sharpen (T < 1). So an entity kept as more likely than the span threshold may show
+a calibrated score below it.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class ModelConfig:
     crf: bool = True
     span_threshold: float | None = None  # decode the spans more likely than this; None: Viterbi
 
+    def __post_init__(self) -> None:
+        if self.span_threshold is not None and not 0.0 < self.span_threshold < 1.0:
+            raise ValueError(f"span_threshold must lie between 0 and 1, not {self.span_threshold}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -138,8 +142,9 @@ def loss(model: BiLSTMTagger, emissions: torch.Tensor, tags: torch.Tensor, mask:
 
 
 def decode(model: BiLSTMTagger, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Tag ids [B, T] (0 past each sentence's end): with a CRF, the spans more likely than the
-    model's span threshold (model.span_decoding), or without one the Viterbi sequence."""
+    """Tag ids [B, T] (0 past each sentence's end). With a CRF: the spans more likely than the
+    model's span threshold (model.span_decoding), or the Viterbi sequence when it has none;
+    without a CRF, each token's most likely tag."""
     threshold = model.config.span_threshold
     if model.crf is not None and threshold is not None:
         return threshold_spans(emissions, mask, crf_potentials(model.crf), model.config.tags, threshold)

@@ -3,48 +3,39 @@ the single most likely tag sequence (Viterbi).
 
 Where a span is uncertain, say a plot that may start a word earlier or later, Viterbi commits
 to one reading even when each is less likely than not, and entity F1 counts a wrong guess as a
-false positive and a miss. Keeping only the spans more likely than a threshold (fit on dev by
-model.train) raised test F1 by 0.6 to 1.0 over Viterbi with the same weights.
+false positive and a miss. Keeping only the spans more likely than a threshold (chosen on dev by
+model.train) raised test F1 by 0.66 to 1.26 over Viterbi on the same weights (3 seeds, README).
 
 A span's probability is at most its first tag's marginal (B-X) and each inner tag's (I-X), so
-only starts whose B-X marginal passes are scored, each extended while I-X's does. At a
-threshold of 0.5 or more the kept spans never overlap (two overlapping spans cannot both be
-more likely than not); below it, overlaps are settled per sentence by the best total of
-(probability - threshold), the expected gain of each span.
+only starts whose B-X marginal passes are scored, each extended while I-X's does. Kept spans
+that overlap (below a threshold of 0.5, or at it by float rounding) are settled per sentence by
+the best total of (probability - threshold), the expected gain of each span.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
-from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 
 from .forward_backward import Potentials, recursions, token_marginals
-from .marginals import SpanIndex, span_probabilities
-
-
-@lru_cache(maxsize=16)
-def _bio_ids(tags: tuple[str, ...]) -> tuple[list[int], list[int], int]:
-    """(B-X ids, the matching I-X ids, the id of O) of a tag list."""
-    b_ids = [i for i, t in enumerate(tags) if t.startswith("B-")]
-    return b_ids, [tags.index(f"I-{tags[i][2:]}") for i in b_ids], tags.index("O")
+from .marginals import SpanIndex, span_tag_ids, span_probabilities
 
 
 def threshold_spans(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials, tags: Sequence[str],
                     threshold: float) -> torch.Tensor:
     """Tag ids [B, T] (0 past each sentence's end) of the spans more likely than ``threshold``."""
-    b_ids, i_ids, o_id = _bio_ids(tuple(tags))
-    ids = torch.where(mask, o_id, 0)
+    ids = torch.where(mask, list(tags).index("O"), 0)
+    if not mask.any():
+        return ids
+    b_ids, i_ids = (list(x) for x in zip(*span_tag_ids(tuple(tags)).values()))
     rec = recursions(emissions, mask, pot)
     idx = _candidates(token_marginals(emissions, mask, pot, rec), b_ids, i_ids, threshold)
-    if not len(idx.row):
-        return ids
     gain = span_probabilities(emissions, rec, pot, idx) - threshold
-    kept = SpanIndex(*(x[gain > 0] for x in idx))
-    if threshold < 0.5:
-        kept = _without_overlaps(kept, gain[gain > 0])
-    return _write(ids, kept)
+    kept = gain > 0
+    return _write(ids, _without_overlaps(SpanIndex(*(x[kept] for x in idx)), gain[kept]))
 
 
 def _candidates(marginals: torch.Tensor, b_ids: list[int], i_ids: list[int], threshold: float) -> SpanIndex:
@@ -66,27 +57,38 @@ def _without_overlaps(idx: SpanIndex, gain: torch.Tensor) -> SpanIndex:
     """Per sentence, the non-overlapping spans of the largest total gain (weighted interval
     scheduling), worked out only for the few sentences whose kept spans overlap: in order of
     start, spans overlap somewhere exactly when two neighbours do."""
-    order = torch.argsort(idx.row * (int(idx.end.max()) + 1) + idx.start) if len(idx.row) else idx.row
+    if not len(idx.row):
+        return idx
+    order = torch.argsort(idx.row * (int(idx.end.max()) + 1) + idx.start, stable=True)
     idx, gain = SpanIndex(*(x[order] for x in idx)), gain[order]
     clash = (idx.row[1:] == idx.row[:-1]) & (idx.start[1:] < idx.end[:-1])
     crowded = torch.isin(idx.row, idx.row[1:][clash])
     if not crowded.any():
         return idx
-    rows: dict[int, list[tuple]] = {}
-    for span in zip(*(x[crowded].tolist() for x in idx), gain[crowded].tolist()):
-        rows.setdefault(span[0], []).append(span)
-    chosen = [s[:5] for spans in rows.values() for s in _best_disjoint(sorted(spans, key=lambda s: s[2]))]
+    rows: dict[int, list[_Scored]] = {}
+    for span in map(_Scored._make, zip(*(x[crowded].tolist() for x in idx), gain[crowded].tolist())):
+        rows.setdefault(span.row, []).append(span)
+    chosen = [s[:5] for spans in rows.values() for s in _best_disjoint(sorted(spans, key=lambda s: s.end))]
     resolved = torch.tensor(chosen, dtype=torch.long, device=idx.row.device).reshape(-1, 5).unbind(1)
     return SpanIndex(*(torch.cat([x[~crowded], r]) for x, r in zip(idx, resolved)))
 
 
-def _best_disjoint(spans: list[tuple]) -> list[tuple]:
-    """spans (row, start, end, b, i, gain) sorted by end -> the best non-overlapping subset."""
-    best: list[tuple[float, list[tuple]]] = [(0.0, [])]  # best[k]: among the first k spans
+class _Scored(NamedTuple):
+    row: int
+    start: int
+    end: int
+    b_tag: int
+    i_tag: int
+    gain: float
+
+
+def _best_disjoint(spans: list[_Scored]) -> list[_Scored]:
+    """Spans sorted by end -> the non-overlapping subset of the largest total gain."""
+    ends = [s.end for s in spans]
+    best: list[tuple[float, list[_Scored]]] = [(0.0, [])]  # best[k]: among the first k spans
     for k, span in enumerate(spans):
-        before = max((j for j in range(k + 1) if j == 0 or spans[j - 1][2] <= span[1]), default=0)
-        take = (best[before][0] + span[5], best[before][1] + [span])
-        best.append(max(best[k], take, key=lambda b: b[0]))
+        before = best[bisect_right(ends, span.start, hi=k)]  # the spans that end by its start
+        best.append(max(best[k], (before[0] + span.gain, before[1] + [span]), key=lambda b: b[0]))
     return best[-1][1]
 
 

@@ -89,29 +89,30 @@ class Tagger:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _decode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(emissions [B, T, K] fp32, tag ids [B, T]) on the model's device, without waiting."""
+    def _forward(self, batch: Batch) -> torch.Tensor:
+        """Emissions [B, T, K] fp32 on the model's device, without waiting."""
         with self._autocast():
-            emissions = self._emissions(batch.words, batch.chars, batch.lengths).float()
-        return emissions, decode(self.model, emissions, batch.mask)
+            return self._emissions(batch.words, batch.chars, batch.lengths).float()
 
     def _iter_decoded(
         self, encoded: Sequence[Encoded], batch_size: int | None, max_tokens: int | None
     ) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
-        """(batch, emissions, tag ids) per batch, each handed out once the next batch is
-        queued, so a GPU never waits for the host in between."""
+        """(batch, emissions, tag ids) per batch. A batch is decoded once the next one's forward
+        pass is queued, so a GPU computes while the host waits on a decoding's results."""
         plan = plan_batches(
             [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens
         )
         self.model.eval()  # the model may be shared with a training loop that left it in train mode
-        queued: list[tuple[Batch, torch.Tensor, torch.Tensor]] = []
+        queued: list[tuple[Batch, torch.Tensor]] = []
         with torch.inference_mode():
             for indices in plan:
                 batch = collate(encoded, indices).to(self.device)
-                queued.append((batch, *self._decode(batch)))
+                queued.append((batch, self._forward(batch)))
                 if len(queued) > 1:
-                    yield queued.pop(0)
-            yield from queued
+                    batch, emissions = queued.pop(0)
+                    yield batch, emissions, decode(self.model, emissions, batch.mask)
+            for batch, emissions in queued:
+                yield batch, emissions, decode(self.model, emissions, batch.mask)
 
     def _tags(self, batch: Batch, ids: torch.Tensor) -> list[list[str]]:
         return ids_to_tags(ids, batch.lengths.tolist(), self.vocab.tags)

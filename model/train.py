@@ -218,7 +218,8 @@ def _fit_span_threshold(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Sen
     curve: dict[str, float] = {}
     for threshold in (None, *SPAN_THRESHOLDS):
         model.config.span_threshold = threshold
-        curve[str(threshold) if threshold else "viterbi"] = round(float(evaluate(tagger, dev_set)["default"]["f1"]), 3)
+        name = "viterbi" if threshold is None else str(threshold)
+        curve[name] = round(float(evaluate(tagger, dev_set)["default"]["f1"]), 3)
     best = max(curve, key=curve.__getitem__)
     model.config.span_threshold = None if best == "viterbi" else float(best)
     return {"threshold": model.config.span_threshold, "dev_f1": curve}

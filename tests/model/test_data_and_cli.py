@@ -90,7 +90,7 @@ def test_bin_train_writes_model_and_current_link(small_data_dir, tmp_path):
     env = {"CWD": str(tmp_path), "NERQ_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
     res = run_bin(
         "train", "--data-dir", str(small_data_dir), "--epochs", "1", "--seed", "3", "--threads", "2", "--no-refit",
-        env=env,
+        "--no-span-decoding", env=env,
     )
     assert res.returncode == 0, res.stderr
     assert "test F1" in res.stdout and "model written to var/models/" in res.stdout
@@ -98,5 +98,7 @@ def test_bin_train_writes_model_and_current_link(small_data_dir, tmp_path):
     assert current.is_symlink() and (current / "model.safetensors").is_file()
     metrics = json.loads((current / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["train_config"]["refit"] is False and metrics["refit_epochs"] == []  # trained once, as bin/demo does
+    assert metrics["decoding"] is None  # --no-span-decoding: Viterbi, no threshold chosen
+    assert json.loads((current / "config.json").read_text(encoding="utf-8"))["span_threshold"] is None
     bad = run_bin("train", "--data-dir", str(tmp_path / "nothing"), env=env)
     assert bad.returncode == 2 and "no trivia10k13train.bio" in bad.stderr

@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=positive_int, help="epochs without dev improvement before stopping")
     p.add_argument("--no-refit", dest="refit", action="store_false", default=None,
                    help="skip the retraining on train+dev for the best epoch count (it about doubles the time)")
+    p.add_argument("--no-span-decoding", dest="span_decoding", action="store_false", default=None,
+                   help="decode by Viterbi instead of the spans more likely than a threshold chosen on dev")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     p.add_argument("--no-register", action="store_true",
@@ -62,7 +64,7 @@ def _train(args: argparse.Namespace) -> int:
         for k, v in {
             "data_dir": args.data_dir, "out": args.out, "epochs": args.epochs, "seed": args.seed,
             "embeddings": args.embeddings, "device": args.device, "patience": args.patience,
-            "threads": args.threads, "refit": args.refit,
+            "threads": args.threads, "refit": args.refit, "span_decoding": args.span_decoding,
         }.items()
         if v is not None
     }
