@@ -78,15 +78,16 @@ def test_roundtrip_tags_match_saved_scores(tiny_model, test_file):
     assert result["strict"]["f1"] == pytest.approx(saved["strict"]["f1"], abs=1e-9)
 
 
-@pytest.mark.parametrize("threshold", [None, 0.4])  # Viterbi, span decoding
+# Viterbi, and span decoding below 0.5 (overlaps settled) and at it.
+@pytest.mark.parametrize("model,threshold", [("tiny_model", None), ("sharp_model", 0.3), ("sharp_model", 0.5)])
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_tags_do_not_depend_on_batch_size_or_padding(tiny_model, test_file, precision, threshold):
-    tagger = Tagger.load(tiny_model, DEVICE, precision=precision)
+def test_tags_do_not_depend_on_batch_size_or_padding(request, test_file, precision, model, threshold):
+    tagger = Tagger.load(request.getfixturevalue(model), DEVICE, precision=precision)
     tagger.model.config.span_threshold = threshold
     assert tagger.precision == precision
     sentences = [s.tokens for s in read_corpus(test_file)]
     reference = tagger.tag(sentences, batch_size=256)
-    assert len(reference) == 1953
+    assert len(reference) == 1953 and sum(len(bio_spans(t)) for t in reference) > 1000
     assert [len(t) for t in reference] == [len(s) for s in sentences]
     for batch_size, max_tokens in ((1, None), (7, None), (256, 300), (1953, 10**6)):
         assert tagger.tag(sentences, batch_size=batch_size, max_tokens=max_tokens) == reference
