@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 
 from .forward_backward import Potentials, recursions, token_marginals
-from .marginals import SpanIndex, span_tag_ids, span_probabilities
+from .marginals import SpanIndex, span_probabilities, span_tag_ids
 
 
 def threshold_spans(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials, tags: Sequence[str],

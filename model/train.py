@@ -279,7 +279,7 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
         model, vocab, refit_history = _refit(cfg, train_all, device, best_epoch)
         model.config.span_threshold = decoding["threshold"] if decoding else None
     metrics = {
-        "dev": dev_scores,  # before any refit: the refit model has seen the dev sentences
+        "dev": dev_scores,  # before any refit (it sees dev), decoded as chosen on dev: a little optimistic
         "test": evaluate(Tagger(model, vocab, cache_chars=False), test),
         "best_epoch": best_epoch,
         "decoding": decoding,
