@@ -5,7 +5,7 @@ by Viterbi, against which span decoding (model.span_decoding) is measured.
 
 Full-corpus training, so it lives here and not in the tests. Prints one JSON object.
 
-    bin/_python bench/bench_accuracy.py [--seeds 1 2 3] [--preset default|reference] [--threads 2]
+    bin/_python bench/bench_accuracy.py [--seeds 1 2 3] [--preset default|best|reference] [--threads 2]
     bin/_python bench/bench_accuracy.py --from-dirs DIR...   # summarise models already trained
 """
 
@@ -22,7 +22,7 @@ from model.checkpoint import read_metrics
 from model.corpus import read_corpus
 from model.evaluation import evaluate
 from model.train import train
-from model.train_config import preset_config
+from model.train_config import PRESETS, preset_config
 
 
 def summary(runs: list[dict]) -> dict:
@@ -59,6 +59,7 @@ def run_of(model_dir: str | Path) -> dict:
         "best_epoch": metrics["best_epoch"],
         "span_threshold": (metrics.get("decoding") or {}).get("threshold"),  # None: Viterbi
         "training_seconds": metrics["training_seconds"],
+        "teacher_dev_f1": (metrics.get("distillation") or {}).get("teacher_dev_f1"),  # --preset best
         **viterbi_scores(model_dir, metrics["corpus"]["test"]),
     }
 
@@ -66,7 +67,7 @@ def run_of(model_dir: str | Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--preset", default="default")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
     p.add_argument("--threads", type=int)
     p.add_argument("--from-dirs", nargs="+", help="model directories to summarise instead of training")
     args = p.parse_args()

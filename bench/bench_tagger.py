@@ -8,9 +8,11 @@ depend on their values. ``Tagger.load(path)`` with its defaults and the referenc
 interleaved in one process (median of the rounds), so their ratio holds on a noisy machine.
 Also printed: per-stage times of our default tagger (encode, forward, decode), for a model that
 decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too, and
-for each precision its speed, test F1 and whether its tags depend on the batch size.
+for each precision its speed, test F1 and whether its tags depend on the batch size. With
+``--baseline DIR``, another model (say the default preset's, against ``--preset best``'s) runs
+in the same rounds at its own defaults, and the ratio is printed.
 
-    bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2]
+    bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--test", help="labelled file to take sentences from (default: corpus test)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--baseline", help="another model directory, timed in the same rounds")
     p.add_argument("--no-invariance", action="store_true", help="skip the batch-size invariance check")
     return p.parse_args()
 
@@ -155,6 +158,8 @@ def main() -> None:
         viterbi = Tagger.load(args.model, "cpu")
         viterbi.model.config.span_threshold = None
         taggers["viterbi"] = viterbi.tag
+    if args.baseline:
+        taggers["baseline"] = Tagger.load(args.baseline, "cpu").tag
     times, stages = interleaved(taggers, sentences, ours, args.rounds)
     speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
     print(json.dumps({
@@ -166,6 +171,8 @@ def main() -> None:
         "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
         "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
         "decoding": decoding_row(ours, viterbi, speed, sentences, gold),
+        "baseline": args.baseline and {"model": args.baseline, "sentences_per_s": speed["baseline"],
+                                       "ratio_ours_vs_baseline": round(speed["ours"] / speed["baseline"], 3)},
         "precisions": precision_rows(precisions, speed, sentences, gold, not args.no_invariance),
     }, indent=2))
 

@@ -55,13 +55,28 @@ class CRF(nn.Module):
             gold = gold + (step * maskf[:, 1:]).sum(1)
         last = tags[rows, mask.sum(1) - 1]
         gold = gold + self.end[last]
-        # Partition function.
+        return self._log_partition(emissions, mask, trans, start) - gold
+
+    def soft_nll(self, emissions: torch.Tensor, tags: torch.Tensor, pairs: torch.Tensor, mask: torch.Tensor
+                 ) -> torch.Tensor:
+        """Cross-entropy [B] from a distribution over tag sequences, given by its expected counts
+        (tags [B, T, K]: P(y_t = k); pairs [B, K, K]: expected i -> j transitions), to the CRF's.
+        One-hot counts of the gold tags give :meth:`nll` (model.distillation)."""
+        trans, start = self._scores()
+        rows = torch.arange(len(emissions), device=emissions.device)
+        last = tags[rows, mask.sum(1) - 1]
+        expected = (tags * emissions).sum((1, 2)) + (pairs * trans).sum((1, 2))
+        expected = expected + tags[:, 0] @ start + last @ self.end
+        return self._log_partition(emissions, mask, trans, start) - expected
+
+    def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor, trans: torch.Tensor,
+                       start: torch.Tensor) -> torch.Tensor:
+        """log Z [B]: the forward algorithm in log space."""
         alpha = start + emissions[:, 0]
-        for i in range(1, t):
+        for i in range(1, emissions.shape[1]):
             nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]
             alpha = torch.where(mask[:, i, None], nxt, alpha)
-        log_z = torch.logsumexp(alpha + self.end, dim=1)
-        return log_z - gold
+        return torch.logsumexp(alpha + self.end, dim=1)
 
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids [B, T]; positions past a sentence's end hold 0."""

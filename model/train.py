@@ -6,7 +6,7 @@ import copy
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .calibration import expected_calibration_error, fit_temperature, scored_ent
 from .checkpoint import default_out_dir, point_current, save_model_dir, write_calibration
 from .corpus import CorpusFormatError, Sentence, read_corpus
 from .devices import resolve_device
+from .distillation import SoftTargets, batch_targets, ensemble_targets
 from .embeddings import embedding_dim, fill_embeddings
 from .evaluation import evaluate
 from .network import BiLSTMTagger, ModelConfig, loss
@@ -60,6 +61,16 @@ def _drop_words(batch: Batch, rate: float, device: torch.device) -> torch.Tensor
     return batch.words.masked_fill(drop, UNK_ID)
 
 
+def _batch_loss(model: BiLSTMTagger, batch: Batch, cfg: TrainConfig, device: torch.device,
+                soft: Sequence[SoftTargets] | None) -> torch.Tensor:
+    """The training loss of one batch: against the gold tags, or mixed with the teachers' targets."""
+    emissions = model(_drop_words(batch, cfg.word_dropout, device), batch.chars, batch.lengths)
+    if soft is None:
+        return loss(model, emissions, batch.tags, batch.mask)
+    targets = batch_targets(soft, batch, cfg.distill_weight)
+    return model.crf.soft_nll(emissions, targets.tags, targets.pairs, batch.mask).mean()
+
+
 def train_epoch(
     model: BiLSTMTagger,
     averaged: AveragedModel | None,
@@ -69,6 +80,7 @@ def train_epoch(
     rng: random.Random,
     device: torch.device,
     desc: str,
+    soft: Sequence[SoftTargets] | None = None,
 ) -> float:
     model.train()
     total, count = 0.0, 0
@@ -76,9 +88,7 @@ def train_epoch(
     n_batches = -(-len(encoded) // cfg.batch_size)
     with tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=1.0) as bar:
         for batch in bar:
-            batch = batch.to(device)
-            emissions = model(_drop_words(batch, cfg.word_dropout, device), batch.chars, batch.lengths)
-            value = loss(model, emissions, batch.tags, batch.mask)
+            value = _batch_loss(model, batch.to(device), cfg, device, soft)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             _clip(model, cfg)
@@ -150,9 +160,11 @@ def _print_epoch(row: dict, epochs: int, best: bool) -> None:
 
 
 def _fit(cfg: TrainConfig, vocab: Vocab, sentences: Sequence[Sentence], device: torch.device, epochs: int,
-         dev_set: Sequence[Sentence] = ()) -> tuple[BiLSTMTagger, list[dict], int]:
+         dev_set: Sequence[Sentence] = (), soft: Sequence[SoftTargets] | None = None
+         ) -> tuple[BiLSTMTagger, list[dict], int]:
     """Train a fresh model for up to ``epochs``; with a dev set, stop early and keep the best
-    epoch's weights. Returns (model with the kept weights, per-epoch history, kept epoch)."""
+    epoch's weights; with ``soft``, the teachers' targets of each sentence, distil them.
+    Returns (model with the kept weights, per-epoch history, kept epoch)."""
     seed_everything(cfg.seed)
     model = _new_model(cfg, vocab, device)
     encoded = [encode(vocab, s.tokens, s.tags) for s in sentences]
@@ -165,7 +177,7 @@ def _fit(cfg: TrainConfig, vocab: Vocab, sentences: Sequence[Sentence], device: 
     history: list[dict] = []
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{epochs}")
+        mean_loss = train_epoch(model, averaged, optimizer, encoded, cfg, rng, device, f"epoch {epoch}/{epochs}", soft)
         scheduler.step()
         row = {"epoch": epoch, "loss": mean_loss, **stopping.score(epoch)}
         row["seconds"] = time.perf_counter() - t0
@@ -181,16 +193,20 @@ def _train_dev_split(cfg: TrainConfig, train_all: Sequence[Sentence], train_file
     train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
     if not dev_set:
         raise CorpusFormatError(str(train_file), 0, "too few sentences to carve a dev split")
+    unseen = {t for s in dev_set for t in s.tags} - {t for s in train_set for t in s.tags}
+    if cfg.teachers and unseen:  # the teachers could give the refit no targets for these
+        raise CorpusFormatError(str(train_file), 0, f"tags {sorted(unseen)} occur only in the dev split; "
+                                "distillation needs every tag in the train split")
     return train_set, dev_set
 
 
-def _refit(cfg: TrainConfig, train_all: Sequence[Sentence], device: torch.device, epochs: int
-           ) -> tuple[BiLSTMTagger, Vocab, list[dict]]:
+def _refit(cfg: TrainConfig, train_all: Sequence[Sentence], device: torch.device, epochs: int,
+           soft: Sequence[SoftTargets] | None) -> tuple[BiLSTMTagger, Vocab, list[dict]]:
     """A fresh model on train+dev for the epoch count that was best on dev."""
     print(f"refit: training on all {len(train_all)} sentences for {epochs} epochs "
           "(the best count on dev)", flush=True)
     vocab = Vocab.build((s.tokens, s.tags) for s in train_all)
-    model, history, _ = _fit(cfg, vocab, train_all, device, epochs)
+    model, history, _ = _fit(cfg, vocab, train_all, device, epochs, soft=soft)
     return model, vocab, history
 
 
@@ -205,6 +221,27 @@ def _dev_calibration(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Senten
     return {"temperature": tagger.temperature, "fit_on": "dev, by the model before the refit",
             "dev_sentences": len(dev_set), "dev_ece_raw": round(raw, 4),
             "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev_set)[0]), 4)}
+
+
+def _teacher_targets(cfg: TrainConfig, vocab: Vocab, train_all: Sequence[Sentence], device: torch.device
+                     ) -> tuple[list[SoftTargets], dict]:
+    """Train ``cfg.teachers`` models on the train split (seeds of their own, early stopped on
+    dev, never refit: dev stays unseen) and return their ensemble's targets for every sentence
+    of ``train_all``, with a summary for metrics.json."""
+    if not cfg.crf:
+        raise ValueError("distillation needs CRF teachers (crf=True)")
+    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
+    teachers, summary = [], {"teachers": cfg.teachers, "weight": cfg.distill_weight, "teacher_dev_f1": []}
+    for i in range(cfg.teachers):
+        print(f"teacher {i + 1}/{cfg.teachers}", flush=True)
+        teacher, history, _ = _fit(replace(cfg, seed=cfg.seed + 10_000 * (i + 1)), vocab, train_set, device,
+                                   cfg.epochs, dev_set)
+        teachers.append(teacher)
+        summary["teacher_dev_f1"].append(round(float(max(row["dev_f1"] for row in history)), 3))
+    print(f"distilling: the model trains on {cfg.distill_weight:g} of the teachers' averaged distribution "
+          f"and {1 - cfg.distill_weight:g} of the gold tags", flush=True)
+    encoded = [encode(vocab, s.tokens) for s in train_all]
+    return ensemble_targets(teachers, encoded, cfg.batch_size, device), summary
 
 
 SPAN_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
@@ -266,7 +303,9 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     print(f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
           f"preset {cfg.preset}, up to {cfg.epochs} epochs", flush=True)
     vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
-    model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set)
+    soft_all, distillation = _teacher_targets(cfg, vocab, train_all, device) if cfg.teachers else (None, None)
+    soft_train = split_dev(soft_all, cfg.dev_fraction, cfg.seed)[0] if soft_all else None
+    model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set, soft_train)
     decoding = _fit_span_threshold(model, vocab, dev_set) if cfg.span_decoding and model.crf else None
     if decoding:
         print(f"decoding: {_decoding_name(decoding['threshold'])} (dev F1 {decoding['dev_f1']})", flush=True)
@@ -276,13 +315,14 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
           f"{calibration['dev_ece']:.4f})", flush=True)
     refit_history: list[dict] = []
     if cfg.refit:
-        model, vocab, refit_history = _refit(cfg, train_all, device, best_epoch)
+        model, vocab, refit_history = _refit(cfg, train_all, device, best_epoch, soft_all)
         model.config.span_threshold = decoding["threshold"] if decoding else None
     metrics = {
         "dev": dev_scores,  # before any refit (it sees dev), decoded as chosen on dev: a little optimistic
         "test": evaluate(Tagger(model, vocab, cache_chars=False), test),
         "best_epoch": best_epoch,
         "decoding": decoding,
+        "distillation": distillation,
         "epochs": history,
         "refit_epochs": refit_history,
         "training_seconds": time.perf_counter() - started,
