@@ -32,8 +32,8 @@ class SoftTargets(NamedTuple):
 
 @torch.no_grad()
 def ensemble_scores(teachers: Sequence[BiLSTMTagger], batch: Batch) -> tuple[torch.Tensor, Potentials]:
-    """The teachers' emissions and CRF potentials, averaged."""
-    emissions = torch.stack([t.eval()(batch.words, batch.chars, batch.lengths) for t in teachers]).mean(0)
+    """The teachers' emissions (teachers in eval mode) and CRF potentials, averaged."""
+    emissions = torch.stack([t(batch.words, batch.chars, batch.lengths) for t in teachers]).mean(0)
     pots = [crf_potentials(t.crf) for t in teachers]
     return emissions, Potentials(*(torch.stack(parts).mean(0) for parts in zip(*pots)))
 
@@ -56,6 +56,8 @@ def ensemble_targets(teachers: Sequence[BiLSTMTagger], encoded: Sequence[Encoded
                      device: torch.device) -> list[SoftTargets]:
     """The ensemble's expected counts for each encoded sentence, in input order."""
     out: list[SoftTargets | None] = [None] * len(encoded)
+    for teacher in teachers:
+        teacher.eval()  # no dropout in the targets
     for batch in iter_batches(encoded, batch_size):
         batch = batch.to(device)
         emissions, pot = ensemble_scores(teachers, batch)
