@@ -7,10 +7,11 @@ features), batches of 256 sorted by length, packed. Its weights are random: spee
 depend on their values. ``Tagger.load(path)`` with its defaults and the reference run
 interleaved in one process (median of the rounds), so their ratio holds on a noisy machine.
 Also printed: per-stage times of our default tagger (encode, forward, decode), for a model that
-decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too, and
-for each precision its speed, test F1 and whether its tags depend on the batch size. With
-``--baseline DIR``, another model (say the default preset's, against ``--preset best``'s) runs
-in the same rounds at its own defaults, and the ratio is printed.
+decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too; batches
+cut at least estimated cost (the CPU default) against filled in turn, in one call and in chunks
+of the worker's size; and for each precision its speed, test F1 and whether its tags depend on
+the batch size. With ``--baseline DIR``, another model (say the default preset's, against
+``--preset best``'s) runs in the same rounds at its own defaults, and the ratio is printed.
 
     bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2] [--baseline DIR]
 """
@@ -35,6 +36,7 @@ from model.data import default_test_file
 from model.evaluation import score
 from model.network import decode
 from model.vocab import PAD_ID, Vocab
+from worker.settings import DEFAULT_CHUNK_SIZE
 
 REFERENCE_BATCH = 256
 
@@ -89,7 +91,8 @@ def stage_seconds(tagger: Tagger, sentences: list[list[str]]) -> dict[str, float
     encoded = tagger.encode(sentences)
     stages["encode"] = time.perf_counter() - t0
     with torch.inference_mode():
-        for indices in plan_batches([len(e) for e in encoded], tagger.batch_size, tagger.max_tokens):
+        for indices in plan_batches([len(e) for e in encoded], tagger.batch_size, tagger.max_tokens,
+                                    step_cost=tagger.step_cost):
             marks = [time.perf_counter()]
             batch = collate(encoded, indices)
             marks.append(time.perf_counter())
@@ -160,6 +163,10 @@ def main() -> None:
         taggers["viterbi"] = viterbi.tag
     if args.baseline:
         taggers["baseline"] = Tagger.load(args.baseline, "cpu").tag
+    filled = Tagger.load(args.model, "cpu")
+    filled.step_cost = None  # batches filled in turn, as before least-cost plans
+    taggers |= {"filled_in_turn": filled.tag, "chunks": in_chunks(ours.tag),
+                "chunks_filled_in_turn": in_chunks(filled.tag)}
     times, stages = interleaved(taggers, sentences, ours, args.rounds)
     speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
     print(json.dumps({
@@ -171,10 +178,28 @@ def main() -> None:
         "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
         "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
         "decoding": decoding_row(ours, viterbi, speed, sentences, gold),
+        "batching": batching_row(speed),
         "baseline": args.baseline and {"model": args.baseline, "sentences_per_s": speed["baseline"],
                                        "ratio_ours_vs_baseline": round(speed["ours"] / speed["baseline"], 3)},
         "precisions": precision_rows(precisions, speed, sentences, gold, not args.no_invariance),
     }, indent=2))
+
+
+def in_chunks(tag: Callable[[list[list[str]]], list[list[str]]]) -> Callable[[list[list[str]]], list[list[str]]]:
+    """Tagging as a worker does: one call per chunk of the default chunk size."""
+    return lambda sentences: [t for i in range(0, len(sentences), DEFAULT_CHUNK_SIZE)
+                              for t in tag(sentences[i : i + DEFAULT_CHUNK_SIZE])]
+
+
+def batching_row(speed: dict) -> dict:
+    """Batches cut at least estimated cost (the CPU default) against filled in turn, for the
+    sentences in one call and in the worker's chunks."""
+    return {"chunk_size": DEFAULT_CHUNK_SIZE} | {
+        where: {"least_cost": speed[ours], "filled_in_turn": speed[filled],
+                "ratio": round(speed[ours] / speed[filled], 3)}
+        for where, ours, filled in (("one_call", "ours", "filled_in_turn"),
+                                    ("chunks", "chunks", "chunks_filled_in_turn"))
+    }
 
 
 def decoding_row(ours: Tagger, viterbi: Tagger | None, speed: dict, sentences: list, gold: list) -> dict:

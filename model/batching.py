@@ -67,6 +67,7 @@ def plan_batches(
     batch_size: int,
     max_tokens: int | None = None,
     rng: random.Random | None = None,
+    step_cost: float | None = None,
 ) -> list[list[int]]:
     """Groups of indices of similar length, each with at most ``batch_size`` sentences and at
     most ``max_tokens`` padded tokens (a single longer sentence still gets its own batch).
@@ -74,11 +75,19 @@ def plan_batches(
     Without ``rng`` the plan is deterministic (sorted by length). With it, training gets
     shuffled buckets: sentences are shuffled, sorted by length inside pools of 50 batches,
     cut into batches, and the batches shuffled.
+
+    ``step_cost`` (deterministic plans only): what one time step of a batch costs besides its
+    sentences, in sentences' worth of work. The sorted sentences are then cut where the
+    estimated cost, each batch's longest length x (step_cost + its size), is least, instead of
+    filling each batch in turn: padding is traded against steps, so a few long sentences no
+    longer pad a full batch to their length.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if max_tokens is not None and max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
+    if step_cost is not None and (rng is not None or not step_cost >= 0):
+        raise ValueError("step_cost must be at least 0, and only for deterministic plans (no rng)")
     order = list(range(len(lengths)))
     if rng is None:
         pools = [sorted(order, key=lambda i: lengths[i])]
@@ -86,6 +95,8 @@ def plan_batches(
         rng.shuffle(order)
         size = batch_size * 50
         pools = [sorted(order[i : i + size], key=lambda i: lengths[i]) for i in range(0, len(order), size)]
+    if step_cost is not None:
+        return _cut_least_cost(pools[0], lengths, batch_size, max_tokens, step_cost)
     batches = [batch for pool in pools for batch in _cut(pool, lengths, batch_size, max_tokens)]
     if rng is not None:
         rng.shuffle(batches)
@@ -109,6 +120,32 @@ def _cut(pool: list[int], lengths: Sequence[int], batch_size: int, max_tokens: i
     if current:
         batches.append(current)
     return batches
+
+
+def _cut_least_cost(
+    pool: list[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None, step_cost: float
+) -> list[list[int]]:
+    """Runs of a length-sorted pool within both caps, of least estimated cost (plan_batches):
+    dynamic programming over where the last batch starts, one vectorised minimum per position."""
+    sorted_lengths = np.array([lengths[i] for i in pool], dtype=np.float64)
+    n = len(pool)
+    best = np.zeros(n + 1)  # best[j]: least cost of the first j sentences
+    start = np.zeros(n + 1, dtype=np.int64)  # where the last batch of that plan starts
+    positions = np.arange(n + 1, dtype=np.float64)
+    for end in range(1, n + 1):
+        longest = sorted_lengths[end - 1]
+        fits = batch_size if max_tokens is None else max(1, int(max_tokens // max(longest, 1)))
+        first = end - min(batch_size, fits, end)
+        # cost of batch [k, end) = longest * (step_cost + end - k)
+        options = best[first:end] - longest * positions[first:end]
+        k = int(np.argmin(options))
+        best[end] = options[k] + longest * (step_cost + end)
+        start[end] = first + k
+    batches, end = [], n
+    while end > 0:
+        batches.append(pool[start[end] : end])
+        end = int(start[end])
+    return batches[::-1]
 
 
 def collate(encoded: Sequence[Encoded], indices: list[int]) -> Batch:

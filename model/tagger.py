@@ -11,7 +11,7 @@ import torch
 
 from .batching import Batch, Encoded, collate, encode, plan_batches
 from .checkpoint import load_model_dir, read_temperature
-from .defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from .defaults import CPU_STEP_COST, CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .forward_backward import Potentials, crf_potentials
 from .inference import FastBiLSTM, resolve_precision
@@ -50,6 +50,8 @@ class Tagger:
         cuda = self.device.type == "cuda"
         self.batch_size = batch_size or (CUDA_BATCH_SIZE if cuda else DEFAULT_BATCH_SIZE)
         self.max_tokens = max_tokens or (CUDA_MAX_TOKENS if cuda else DEFAULT_MAX_TOKENS)
+        # CPU batches trade padding against steps; CUDA keeps full batches (unmeasured there).
+        self.step_cost = None if cuda else CPU_STEP_COST
         self.precision = resolve_precision(precision, self.device) if cache_chars else "fp32"
         self._emissions: torch.nn.Module = model
         if cache_chars:
@@ -100,7 +102,8 @@ class Tagger:
         """(batch, emissions, tag ids) per batch. A batch is decoded once the next one's forward
         pass is queued, so a GPU computes while the host waits on a decoding's results."""
         plan = plan_batches(
-            [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens
+            [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens,
+            step_cost=self.step_cost,
         )
         self.model.eval()  # the model may be shared with a training loop that left it in train mode
         queued: list[tuple[Batch, torch.Tensor]] = []

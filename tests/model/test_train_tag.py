@@ -94,6 +94,8 @@ def test_tags_do_not_depend_on_batch_size_or_padding(request, test_file, precisi
     # A sentence tagged alone, or among longer neighbours, gets the same tags.
     assert tagger.tag([sentences[5]]) == [reference[5]]
     assert tagger.tag([max(sentences, key=len), sentences[5]])[1] == reference[5]
+    tagger.step_cost = None  # batches filled in turn rather than cut at least estimated cost
+    assert tagger.tag(sentences, batch_size=256) == reference
 
 
 def scored(tagger: Tagger, encoded, **budget) -> tuple[list, list]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+import math
 import random
 
 import pytest
@@ -24,10 +26,11 @@ def test_vocab_build_roundtrip(tmp_path):
         v.tag_id("B-Quote")
 
 
+@pytest.mark.parametrize("step_cost", [None, 0.0, 32.0])
 @pytest.mark.parametrize("batch_size,max_tokens", [(1, None), (3, None), (64, 20), (64, 1)])
-def test_plan_covers_every_index_once_within_limits(batch_size, max_tokens):
+def test_plan_covers_every_index_once_within_limits(batch_size, max_tokens, step_cost):
     lengths = [random.Random(i).randint(1, 15) for i in range(50)]
-    plan = plan_batches(lengths, batch_size, max_tokens)
+    plan = plan_batches(lengths, batch_size, max_tokens, step_cost=step_cost)
     assert sorted(i for b in plan for i in b) == list(range(50))
     for b in plan:
         assert len(b) <= batch_size
@@ -40,6 +43,60 @@ def test_plan_covers_every_index_once_within_limits(batch_size, max_tokens):
 def test_deterministic_plan_groups_by_length():
     lengths = [5, 1, 5, 1, 9]
     assert plan_batches(lengths, 2) == [[1, 3], [0, 2], [4]]
+
+
+def plan_cost(plan: list[list[int]], lengths: list[int], step_cost: float) -> float:
+    return sum(max(lengths[i] for i in b) * (step_cost + len(b)) for b in plan)
+
+
+def test_least_cost_plan_gives_a_long_sentence_its_own_batch():
+    lengths = [10] * 127 + [60]
+    assert plan_batches(lengths, 128) == [list(range(128))]  # filled in turn: 128 rows of 60 steps
+    assert plan_batches(lengths, 128, step_cost=32.0) == [list(range(127)), [127]]
+    # Where a time step's fixed cost outweighs the padding, one batch is still the cheaper plan.
+    assert plan_batches(lengths, 128, step_cost=10_000.0) == [list(range(128))]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_least_cost_plan_costs_no_more_than_filling_batches_in_turn(seed):
+    rng = random.Random(seed)
+    lengths = [min(int(rng.lognormvariate(2.9, 0.35)), 80) for _ in range(1000)]
+    greedy = plan_batches(lengths, 128, 8192)
+    for step_cost in (0.0, 8.0, 32.0, 128.0):
+        least = plan_batches(lengths, 128, 8192, step_cost=step_cost)
+        assert plan_cost(least, lengths, step_cost) <= plan_cost(greedy, lengths, step_cost)
+    least = plan_batches(lengths, 128, 8192, step_cost=32.0)
+    assert plan_cost(least, lengths, 0.0) < plan_cost(greedy, lengths, 0.0)  # fewer padded tokens
+
+
+def cheapest_cost(lengths: list[int], batch_size: int, max_tokens: int, step_cost: float) -> float:
+    """Brute force over every way to cut the sorted lengths into runs within both caps."""
+    ordered = sorted(lengths)
+    best = math.inf
+    for cuts in itertools.product((False, True), repeat=len(ordered) - 1):
+        runs, run = [], [ordered[0]]
+        for length, cut in zip(ordered[1:], cuts):
+            runs, run = (runs + [run], [length]) if cut else (runs, run + [length])
+        runs.append(run)
+        if all(len(r) <= batch_size and (len(r) == 1 or max(r) * len(r) <= max_tokens) for r in runs):
+            best = min(best, sum(max(r) * (step_cost + len(r)) for r in runs))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_least_cost_plan_is_the_cheapest_within_the_caps(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 12) for _ in range(rng.randint(1, 9))]
+    batch_size, max_tokens, step_cost = rng.randint(1, 5), rng.randint(1, 40), rng.choice([0.0, 1.0, 3.0, 32.0])
+    plan = plan_batches(lengths, batch_size, max_tokens, step_cost=step_cost)
+    assert plan_cost(plan, lengths, step_cost) == cheapest_cost(lengths, batch_size, max_tokens, step_cost)
+
+
+def test_step_cost_is_for_deterministic_plans_only():
+    with pytest.raises(ValueError, match="step_cost"):
+        plan_batches([3, 1, 2], 2, step_cost=1.0, rng=random.Random(0))
+    with pytest.raises(ValueError, match="step_cost"):
+        plan_batches([3, 1, 2], 2, step_cost=-1.0)
 
 
 def test_collate_pads_and_masks():

@@ -43,9 +43,9 @@ def parser() -> argparse.ArgumentParser:
     add_device_option(p)
     add_precision_option(p)
     p.add_argument("--batch-size", type=positive_int,
-                   help=f"sentences per batch (default {DEFAULT_BATCH_SIZE} on CPU, {CUDA_BATCH_SIZE} on CUDA)")
+                   help=f"most sentences per batch (default {DEFAULT_BATCH_SIZE} on CPU, {CUDA_BATCH_SIZE} on CUDA)")
     p.add_argument("--max-tokens", type=positive_int,
-                   help=f"padded tokens per batch (default {DEFAULT_MAX_TOKENS} on CPU, {CUDA_MAX_TOKENS} on CUDA)")
+                   help=f"most padded tokens per batch (default {DEFAULT_MAX_TOKENS} on CPU, {CUDA_MAX_TOKENS} on CUDA)")
     add_verbose_option(p)
     return p
 
