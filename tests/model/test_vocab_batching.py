@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from model import batching
 from model.batching import MAX_WORD_CHARS, collate, encode, iter_batches, plan_batches
 from model.vocab import PAD_ID, UNK_ID, Vocab
 
@@ -84,12 +85,20 @@ def cheapest_cost(lengths: list[int], batch_size: int, max_tokens: int, step_cos
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_least_cost_plan_is_the_cheapest_within_the_caps(seed):
+def test_least_cost_plan_is_the_cheapest_within_the_caps(seed, monkeypatch):
+    monkeypatch.setattr(batching, "REPLAN_ABOVE_PADDING", 0.0)  # search even where little is padded
     rng = random.Random(seed)
     lengths = [rng.randint(1, 12) for _ in range(rng.randint(1, 9))]
     batch_size, max_tokens, step_cost = rng.randint(1, 5), rng.randint(1, 40), rng.choice([0.0, 1.0, 3.0, 32.0])
     plan = plan_batches(lengths, batch_size, max_tokens, step_cost=step_cost)
     assert plan_cost(plan, lengths, step_cost) == cheapest_cost(lengths, batch_size, max_tokens, step_cost)
+
+
+def test_a_plan_that_pads_little_is_kept(monkeypatch):
+    lengths = [100] * 100 + [101]  # one batch pads 1% of its slots
+    assert plan_batches(lengths, 128, step_cost=0.0) == [list(range(101))]
+    monkeypatch.setattr(batching, "REPLAN_ABOVE_PADDING", 0.0)
+    assert plan_batches(lengths, 128, step_cost=0.0) == [list(range(100)), [100]]  # no padding at all
 
 
 def test_step_cost_is_for_deterministic_plans_only():
