@@ -223,14 +223,14 @@ def _dev_calibration(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Senten
             "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev_set)[0]), 4)}
 
 
-def _teacher_targets(cfg: TrainConfig, vocab: Vocab, train_all: Sequence[Sentence], device: torch.device
-                     ) -> tuple[list[SoftTargets], dict]:
+def _teacher_targets(cfg: TrainConfig, vocab: Vocab, split: tuple[Sequence[Sentence], Sequence[Sentence]],
+                     train_all: Sequence[Sentence], device: torch.device) -> tuple[list[SoftTargets], dict]:
     """Train ``cfg.teachers`` models on the train split (seeds of their own, early stopped on
     dev, never refit: dev stays unseen) and return their ensemble's targets for every sentence
     of ``train_all``, with a summary for metrics.json."""
     if not cfg.crf:
         raise ValueError("distillation needs CRF teachers (crf=True)")
-    train_set, dev_set = split_dev(train_all, cfg.dev_fraction, cfg.seed)
+    train_set, dev_set = split
     teachers, summary = [], {"teachers": cfg.teachers, "weight": cfg.distill_weight, "teacher_dev_f1": []}
     for i in range(cfg.teachers):
         print(f"teacher {i + 1}/{cfg.teachers}", flush=True)
@@ -303,7 +303,8 @@ def train(cfg: TrainConfig) -> tuple[Path, dict]:
     print(f"training on {len(train_set)} sentences (dev {len(dev_set)}), device {device}, "
           f"preset {cfg.preset}, up to {cfg.epochs} epochs", flush=True)
     vocab = Vocab.build((s.tokens, s.tags) for s in train_set)
-    soft_all, distillation = _teacher_targets(cfg, vocab, train_all, device) if cfg.teachers else (None, None)
+    soft_all, distillation = (_teacher_targets(cfg, vocab, (train_set, dev_set), train_all, device)
+                              if cfg.teachers else (None, None))
     soft_train = split_dev(soft_all, cfg.dev_fraction, cfg.seed)[0] if soft_all else None
     model, history, best_epoch = _fit(cfg, vocab, train_set, device, cfg.epochs, dev_set, soft_train)
     decoding = _fit_span_threshold(model, vocab, dev_set) if cfg.span_decoding and model.crf else None
