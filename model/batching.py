@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .vocab import PAD_ID, Vocab
+from .vocab import MAX_WORD_CHARS, PAD_ID, Vocab
 
-MAX_WORD_CHARS = 24  # longer tokens keep their first characters; bounds char tensor size
 # Below this share of padded token slots, filling batches in turn is kept: the least-cost search
 # (about 3 us a sentence) would cost about what it saves (20,000 test queries sorted together pad 0.9%).
 REPLAN_ABOVE_PADDING = 0.02
@@ -53,14 +52,12 @@ class Batch:
 
 
 def encode(vocab: Vocab, tokens: Sequence[str], tags: Sequence[str] | None = None) -> Encoded:
-    ids = [vocab.token_ids(t) for t in tokens]
-    width = min(max((len(c) for _, c in ids), default=1), MAX_WORD_CHARS)
-    chars = np.full((len(tokens), max(width, 1)), PAD_ID, dtype=np.int64)
-    for row, (_, char_ids) in enumerate(ids):
-        chars[row, : len(char_ids)] = char_ids[:width]
+    rows = [vocab.token_row(t) for t in tokens]
+    width = max(max((n for n, _ in rows), default=1), 1)
+    table = np.frombuffer(b"".join(row for _, row in rows), dtype=np.int64).reshape(len(rows), MAX_WORD_CHARS + 1)
     return Encoded(
-        np.array([word for word, _ in ids], dtype=np.int64),
-        chars,
+        table[:, 0].copy(),
+        table[:, 1 : 1 + width].copy(),
         None if tags is None else np.array([vocab.tag_id(t) for t in tags], dtype=np.int64),
     )
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -18,11 +19,14 @@ from .inference import FastBiLSTM, resolve_precision
 from .marginals import crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
+from .threads import batch_threads, map_in_threads
 from .vocab import Vocab
 
 log = logging.getLogger(__name__)
 
 SpansOf = Callable[[int, list[str]], list[Span]]  # (input position, its tags) -> spans to score
+R = TypeVar("R")
+Finish = Callable[[Batch, torch.Tensor, torch.Tensor], R]  # (batch, emissions, tag ids) -> a batch's result
 
 
 class Tagger:
@@ -96,16 +100,31 @@ class Tagger:
         with self._autocast():
             return self._emissions(batch.words, batch.chars, batch.lengths).float()
 
-    def _iter_decoded(
-        self, encoded: Sequence[Encoded], batch_size: int | None, max_tokens: int | None
-    ) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
-        """(batch, emissions, tag ids) per batch. A batch is decoded once the next one's forward
-        pass is queued, so a GPU computes while the host waits on a decoding's results."""
+    def _iter_batches(
+        self, encoded: Sequence[Encoded], batch_size: int | None, max_tokens: int | None, finish: Finish[R],
+    ) -> Iterator[R]:
+        """``finish(batch, emissions, tag ids)`` of each batch, in plan order. On CPU, as many
+        batches run at once as torch has threads (model.threads); on CUDA, one thread or one
+        batch, a batch is decoded once the next one's forward pass is queued, so a GPU computes
+        while the host waits on a decoding's results."""
         plan = plan_batches(
             [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens,
             step_cost=self.step_cost,
         )
         self.model.eval()  # the model may be shared with a training loop that left it in train mode
+        threads = min(batch_threads(self.device), len(plan))  # one batch alone keeps all threads
+        if threads > 1:
+            yield from map_in_threads(lambda indices: self._run_batch(encoded, indices, finish), plan, threads)
+        else:
+            yield from self._pipelined(encoded, plan, finish)
+
+    def _run_batch(self, encoded: Sequence[Encoded], indices: list[int], finish: Finish[R]) -> R:
+        with torch.inference_mode():  # per thread: the mode is thread-local
+            batch = collate(encoded, indices).to(self.device)
+            emissions = self._forward(batch)
+            return finish(batch, emissions, decode(self.model, emissions, batch.mask))
+
+    def _pipelined(self, encoded: Sequence[Encoded], plan: list[list[int]], finish: Finish[R]) -> Iterator[R]:
         queued: list[tuple[Batch, torch.Tensor]] = []
         with torch.inference_mode():
             for indices in plan:
@@ -113,9 +132,9 @@ class Tagger:
                 queued.append((batch, self._forward(batch)))
                 if len(queued) > 1:
                     batch, emissions = queued.pop(0)
-                    yield batch, emissions, decode(self.model, emissions, batch.mask)
+                    yield finish(batch, emissions, decode(self.model, emissions, batch.mask))
             for batch, emissions in queued:
-                yield batch, emissions, decode(self.model, emissions, batch.mask)
+                yield finish(batch, emissions, decode(self.model, emissions, batch.mask))
 
     def _tags(self, batch: Batch, ids: torch.Tensor) -> list[list[str]]:
         return ids_to_tags(ids, batch.lengths.tolist(), self.vocab.tags)
@@ -128,8 +147,8 @@ class Tagger:
     ) -> Iterator[tuple[list[int], list[list[str]]]]:
         """(input positions, their tags) one batch at a time, for callers that check in between
         (cancellation, progress) or never hold all results."""
-        for batch, _, ids in self._iter_decoded(encoded, batch_size, max_tokens):
-            yield batch.indices, self._tags(batch, ids)
+        yield from self._iter_batches(encoded, batch_size, max_tokens,
+                                      lambda batch, _, ids: (batch.indices, self._tags(batch, ids)))
 
     def iter_scored(
         self,
@@ -140,14 +159,15 @@ class Tagger:
     ) -> Iterator[tuple[list[int], list[list[str]], list[list[float]]]]:
         """As iter_tagged (the same tags), with the probability of each span that
         ``spans_of(position, tags)`` names (default: the tags' own entities), computed from
-        the emissions of the same network pass."""
+        the emissions of the same network pass. ``spans_of`` may run on several threads at once."""
         spans_of = spans_of or (lambda _, tags: bio_spans(tags))
-        for batch, emissions, ids in self._iter_decoded(encoded, batch_size, max_tokens):
+
+        def scored(batch: Batch, emissions: torch.Tensor, ids: torch.Tensor) -> tuple[list[int], list, list]:
             tags = self._tags(batch, ids)
             spans = [spans_of(i, t) for i, t in zip(batch.indices, tags)]
-            with torch.inference_mode():
-                scores = self.span_scores(emissions, batch.mask, spans)
-            yield batch.indices, tags, scores
+            return batch.indices, tags, self.span_scores(emissions, batch.mask, spans)
+
+        yield from self._iter_batches(encoded, batch_size, max_tokens, scored)
 
     def span_scores(self, emissions: torch.Tensor, mask: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
         """Marginal probability of each span (CRF forward-backward, or softmax without a CRF),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from pathlib import Path
 
 PAD, UNK = "<PAD>", "<UNK>"
 PAD_ID, UNK_ID = 0, 1
-_TOKEN_CACHE_SIZE = 200_000  # distinct tokens remembered by Vocab.token_ids (a few tens of MB at most)
+MAX_WORD_CHARS = 24  # longer tokens keep their first characters; bounds char tensor size
+_TOKEN_CACHE_SIZE = 200_000  # distinct tokens remembered by Vocab.token_row (a few tens of MB at most)
 
 
 @dataclass
@@ -22,7 +24,7 @@ class Vocab:
     _word_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _char_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _tag_ids: dict[str, int] = field(init=False, repr=False, compare=False)
-    _token_ids: dict[str, tuple[int, list[int]]] = field(init=False, repr=False, compare=False)
+    _token_rows: dict[str, tuple[int, bytes]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.words[:2] != [PAD, UNK] or self.chars[:2] != [PAD, UNK]:
@@ -30,7 +32,7 @@ class Vocab:
         self._word_ids = {w: i for i, w in enumerate(self.words)}
         self._char_ids = {c: i for i, c in enumerate(self.chars)}
         self._tag_ids = {t: i for i, t in enumerate(self.tags)}
-        self._token_ids = {}
+        self._token_rows = {}
 
     @classmethod
     def build(
@@ -63,14 +65,18 @@ class Vocab:
     def char_ids(self, token: str) -> list[int]:
         return [self._char_ids.get(c, UNK_ID) for c in self.norm(token)]
 
-    def token_ids(self, token: str) -> tuple[int, list[int]]:
-        """(word_id, char_ids) of a token, remembered: a bulk job's tokens repeat (Zipf), and
-        encoding them afresh took about a tenth of a worker's time per sentence."""
-        known = self._token_ids.get(token)
+    def token_row(self, token: str) -> tuple[int, bytes]:
+        """(n, row): n is the token's char count up to MAX_WORD_CHARS; row its word id, then
+        those n char ids padded with PAD_ID to MAX_WORD_CHARS, as int64 bytes. Remembered: a bulk
+        job's tokens repeat (Zipf), and model.batching.encode joins a sentence's rows into its
+        arrays at once (about 3x faster than filling them id by id)."""
+        known = self._token_rows.get(token)
         if known is None:
-            if len(self._token_ids) >= _TOKEN_CACHE_SIZE:
-                self._token_ids.clear()
-            known = self._token_ids[token] = (self.word_id(token), self.char_ids(token))
+            if len(self._token_rows) >= _TOKEN_CACHE_SIZE:
+                self._token_rows.clear()
+            chars = self.char_ids(token)[:MAX_WORD_CHARS]
+            row = array("q", [self.word_id(token), *chars, *[PAD_ID] * (MAX_WORD_CHARS - len(chars))])
+            known = self._token_rows[token] = (len(chars), row.tobytes())
         return known
 
     def tag_id(self, tag: str) -> int:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 import torch
@@ -125,6 +126,47 @@ def test_scores_do_not_depend_on_batch_size_and_leave_tags_unchanged(tiny_model,
         tags, scores = scored(tagger, encoded, batch_size=batch_size, max_tokens=max_tokens)
         assert tags == reference_tags  # exactly; scores to float rounding (bf16/int8 kernels by batch shape)
         assert [pytest.approx(s, rel=1e-4, abs=1e-12) for s in reference] == scores
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "training network"])
+def test_batches_run_on_several_threads_give_the_same_tags_and_scores(tiny_model, test_file, precision):
+    """With n torch threads a CPU tagger runs n batches at once, each on one thread: the same
+    tags and scores as on one thread, in input order, and the thread count is n again after.
+    A single batch keeps the caller's thread (and all of torch's). (On CPU whatever
+    NERQ_TEST_DEVICE says: CUDA runs one batch at a time.) The training network is what
+    bin/train evaluates dev with."""
+    if precision == "training network":
+        tagger = Tagger(*load_model_dir(tiny_model, torch.device("cpu")), cache_chars=False)
+    else:
+        tagger = Tagger.load(tiny_model, "cpu", precision=precision)
+    encoded = tagger.encode([s.tokens for s in read_corpus(test_file)])
+    scoring_threads = set()
+
+    def spans_of(_: int, tags: list[str]) -> list:
+        scoring_threads.add(threading.current_thread().name)
+        return bio_spans(tags)
+
+    def scored_on_threads(threads: int, sentences: int = len(encoded)) -> tuple[list, list]:
+        torch.set_num_threads(threads)
+        scoring_threads.clear()
+        tags, scores = [None] * sentences, [None] * sentences
+        for indices, batch_tags, batch_scores in tagger.iter_scored(encoded[:sentences], spans_of, batch_size=64):
+            for i, t, p in zip(indices, batch_tags, batch_scores):
+                tags[i], scores[i] = t, p
+        assert torch.get_num_threads() == threads
+        return tags, scores
+
+    before = torch.get_num_threads()
+    try:
+        reference = scored_on_threads(1)
+        assert scoring_threads == {threading.current_thread().name}
+        assert scored_on_threads(3) == reference
+        assert scoring_threads and all(name.startswith("nerq-batch") for name in scoring_threads)
+        tags, scores = scored_on_threads(3, sentences=1)  # one batch, of another shape: scores to rounding
+        assert tags == reference[0][:1] and scores == [pytest.approx(reference[1][0], rel=1e-4, abs=1e-12)]
+        assert scoring_threads == {threading.current_thread().name}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_temperature_changes_scores_never_tags(tiny_model, test_file):

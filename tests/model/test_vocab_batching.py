@@ -4,6 +4,7 @@ import itertools
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,8 +131,8 @@ def test_iter_batches_yields_tensors():
     assert all(b.words.dtype == torch.long for b in batches)
 
 
-def test_remembered_token_ids_are_the_ids_and_stay_bounded(monkeypatch):
-    """Vocab.token_ids remembers tokens (a bulk job's repeat): the same ids as computing them
+def test_remembered_token_rows_are_the_ids_and_stay_bounded(monkeypatch):
+    """Vocab.token_row remembers tokens (a bulk job's repeat): the same ids as computing them
     afresh, also for unknown words and after the memory was cleared for being full."""
     import model.vocab
 
@@ -139,9 +140,16 @@ def test_remembered_token_ids_are_the_ids_and_stay_bounded(monkeypatch):
     monkeypatch.setattr(model.vocab, "_TOKEN_CACHE_SIZE", 3)
     tokens = ["jaws", "JAWS", "shark", "sharks", "jaws", "zebra", "shark", "x" * (MAX_WORD_CHARS + 5)]
     for token in tokens * 2:
-        assert vocab.token_ids(token) == (vocab.word_id(token), vocab.char_ids(token))
-        assert len(vocab._token_ids) <= 3
+        n, row = vocab.token_row(token)
+        chars = vocab.char_ids(token)[:MAX_WORD_CHARS]
+        assert n == len(chars)
+        assert np.frombuffer(row, dtype=np.int64).tolist() == [vocab.word_id(token), *chars] + [PAD_ID] * (MAX_WORD_CHARS - n)
+        assert len(vocab._token_rows) <= 3
     long = encode(vocab, tokens)
     assert long.chars.shape == (len(tokens), MAX_WORD_CHARS)
     assert long.words.tolist() == [vocab.word_id(t) for t in tokens]
     assert long.chars[1].tolist()[:4] == vocab.char_ids("JAWS") and long.chars[1, 4:].tolist() == [PAD_ID] * (MAX_WORD_CHARS - 4)
+    short = encode(vocab, ["jaws", "a"])
+    assert short.chars.shape == (2, 4) and short.chars[1].tolist() == [*vocab.char_ids("a"), PAD_ID, PAD_ID, PAD_ID]
+    assert short.words.flags.writeable and short.chars.flags.c_contiguous
+    assert encode(vocab, []).words.shape == (0,)
