@@ -31,6 +31,7 @@ def map_in_threads(fn: Callable[[T], R], items: Iterable[T], threads: int) -> It
     each; at most two results per thread wait ahead of the consumer. Afterwards (or once the
     consumer stops early) the caller's thread count is torch's default again for new threads.
     One consumer at a time: torch's thread count is the process's, not the caller's."""
+    caller_threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(threads, initializer=_one_torch_thread, thread_name_prefix="nerq-batch")
     pending: deque[Future[R]] = deque()
     try:
@@ -44,7 +45,7 @@ def map_in_threads(fn: Callable[[T], R], items: Iterable[T], threads: int) -> It
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True)
-        torch.set_num_threads(threads)  # a pool thread's set_num_threads(1) is also the default for new threads
+        torch.set_num_threads(caller_threads)  # a pool thread's set_num_threads(1) is also the default for new threads
 
 
 def _one_torch_thread() -> None:

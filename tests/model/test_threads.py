@@ -71,6 +71,12 @@ def test_stopping_early_or_an_error_restores_the_thread_count(torch_threads):
     assert torch.get_num_threads() == 2 and seen_by_a_new_thread() == 2
 
 
+def test_fewer_batch_threads_than_torch_threads_leave_the_callers_count(torch_threads):
+    torch.set_num_threads(3)
+    assert list(map_in_threads(lambda i: i, range(10), 2)) == list(range(10))
+    assert torch.get_num_threads() == 3 and seen_by_a_new_thread() == 3
+
+
 def test_cuda_runs_one_batch_at_a_time(torch_threads):
     torch.set_num_threads(2)
     assert batch_threads(torch.device("cpu")) == 2
