@@ -118,23 +118,27 @@ class Tagger:
         else:
             yield from self._pipelined(encoded, plan, finish)
 
+    def _queue_batch(self, encoded: Sequence[Encoded], indices: list[int]) -> tuple[Batch, torch.Tensor]:
+        batch = collate(encoded, indices).to(self.device)
+        return batch, self._forward(batch)
+
+    def _decoded(self, queued: tuple[Batch, torch.Tensor], finish: Finish[R]) -> R:
+        batch, emissions = queued
+        return finish(batch, emissions, decode(self.model, emissions, batch.mask))
+
     def _run_batch(self, encoded: Sequence[Encoded], indices: list[int], finish: Finish[R]) -> R:
         with torch.inference_mode():  # per thread: the mode is thread-local
-            batch = collate(encoded, indices).to(self.device)
-            emissions = self._forward(batch)
-            return finish(batch, emissions, decode(self.model, emissions, batch.mask))
+            return self._decoded(self._queue_batch(encoded, indices), finish)
 
     def _pipelined(self, encoded: Sequence[Encoded], plan: list[list[int]], finish: Finish[R]) -> Iterator[R]:
         queued: list[tuple[Batch, torch.Tensor]] = []
         with torch.inference_mode():
             for indices in plan:
-                batch = collate(encoded, indices).to(self.device)
-                queued.append((batch, self._forward(batch)))
+                queued.append(self._queue_batch(encoded, indices))
                 if len(queued) > 1:
-                    batch, emissions = queued.pop(0)
-                    yield finish(batch, emissions, decode(self.model, emissions, batch.mask))
-            for batch, emissions in queued:
-                yield finish(batch, emissions, decode(self.model, emissions, batch.mask))
+                    yield self._decoded(queued.pop(0), finish)
+            for batch_and_emissions in queued:
+                yield self._decoded(batch_and_emissions, finish)
 
     def _tags(self, batch: Batch, ids: torch.Tensor) -> list[list[str]]:
         return ids_to_tags(ids, batch.lengths.tolist(), self.vocab.tags)

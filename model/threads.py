@@ -22,7 +22,7 @@ R = TypeVar("R")
 
 def batch_threads(device: torch.device) -> int:
     """How many batches run at once: torch's CPU thread count (NERQ_TORCH_THREADS in workers,
-    ``--threads``, or one per core), and one on CUDA, whose batches the GPU runs in turn."""
+    bin/train's ``--threads``, else one per core), and one on CUDA, whose batches the GPU runs in turn."""
     return torch.get_num_threads() if device.type == "cpu" else 1
 
 
