@@ -5,7 +5,9 @@ Submits the 1953 test queries repeated to --sentences through Redis to --workers
 processes (CPU, their default settings unless --concurrency / --torch-threads say otherwise)
 with PostgreSQL, and measures the same model's in-process Tagger.tag throughput (the better of
 all cores and one thread) right before the workers start and right after they stop: the
-machine's load may change while the bench runs, so the ratio is taken against the mean. Then runs bin/submit
+machine's load may change while the bench runs, so the ratio is taken against the mean. Two
+rates are compared: all of bin/submit --wait, start-up and reading included, and the job's own
+(its first chunk's start to its end, as bin/status shows it). Then runs bin/submit
 on a file of --rss-sentences (no workers: only reading, storing and enqueueing) and reports
 its peak RSS. Prints one JSON object.
 
@@ -33,6 +35,8 @@ import torch
 from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file
+from tests.support.metrics import scrape
+from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,21 +89,31 @@ def worker_env(args: argparse.Namespace, db_url: str, model: str) -> dict[str, s
 
 
 def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, logs: Path) -> list[subprocess.Popen]:
-    """--workers bin/worker processes, returned once each says it is ready."""
+    """--workers bin/worker processes, returned once each has its model loaded (by its metrics):
+    a worker says "ready" before its pool process has loaded the model, and the timing is of
+    tagging, not of start-up."""
     concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+    ports = [free_port() for _ in range(args.workers)]
     workers = [
         subprocess.Popen([str(BIN / "worker"), "--device", "cpu", *concurrency, "--queues", queue],
-                         env=env, stdout=open(logs / f"w{i}.log", "w"), stderr=subprocess.STDOUT,
-                         start_new_session=True)
-        for i in range(args.workers)
+                         env={**env, "NERQ_METRICS_PORT": str(port)}, stdout=open(logs / f"w{i}.log", "w"),
+                         stderr=subprocess.STDOUT, start_new_session=True)
+        for i, port in enumerate(ports)
     ]
     deadline = time.monotonic() + 300
-    while not all(" ready." in (logs / f"w{i}.log").read_text() for i in range(args.workers)):
+    while not all(_models_loaded(port) for port in ports):
         if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
             stop_workers(workers)
             raise RuntimeError(f"workers did not start: see {logs}")
         time.sleep(0.2)
     return workers
+
+
+def _models_loaded(port: int) -> bool:
+    try:
+        return scrape(port).get("nerqueue_models_loaded{}", 0) >= 1
+    except OSError:  # not serving yet
+        return False
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
@@ -111,14 +125,18 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 
 
 def end_to_end(args: argparse.Namespace, env: dict[str, str], queue: str, qfile: Path) -> dict[str, dict]:
-    """Seconds and rate of bin/submit --wait (reading, storing, queueing, tagging) per chunk size."""
+    """Per chunk size: seconds and rate of bin/submit --wait (start-up, reading, storing,
+    queueing, tagging, seeing it done), and the job's own rate as bin/status reports it
+    (sentences over its first chunk's start to its end, from the jobs row)."""
     runs = {}
     for chunk_size in args.chunk_sizes:
         start = time.perf_counter()
-        subprocess.run([str(BIN / "submit"), str(qfile), "--queue", queue, "--wait", "--chunk-size", str(chunk_size)],
-                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(
+            [str(BIN / "submit"), str(qfile), "--queue", queue, "--wait", "--json", "--chunk-size", str(chunk_size)],
+            env=env, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         elapsed = time.perf_counter() - start
-        runs[str(chunk_size)] = {"seconds": round(elapsed, 2), "sentences_per_s": round(args.sentences / elapsed, 1)}
+        runs[str(chunk_size)] = {"seconds": round(elapsed, 2), "sentences_per_s": round(args.sentences / elapsed, 1),
+                                 "job_sentences_per_s": round(json.loads(done.stdout.splitlines()[-1])["rate"], 1)}
     return runs
 
 
@@ -169,6 +187,7 @@ def main() -> None:
         result["in_process_sentences_per_s"] = round(in_process, 1)
         for run in runs.values():
             run["ratio_vs_in_process"] = round(run["sentences_per_s"] / in_process, 3)
+            run["job_ratio_vs_in_process"] = round(run["job_sentences_per_s"] / in_process, 3)
         result["end_to_end_by_chunk_size"] = runs
         if args.rss_sentences:
             result["submit_peak_rss"] = submit_rss(args, env, queue, queries, Path(tmp))

@@ -32,6 +32,7 @@ def test_words_movie_queries_need_stay_whole(word):
 
 @pytest.mark.parametrize("line, expected", [
     ("Spielberg's films", ["Spielberg", "'s", "films"]),
+    ("Spielberg’s films", ["Spielberg", "’s", "films"]),  # the curly apostrophe too
     ("O'Brien's dog", ["O'Brien", "'s", "dog"]),
     ("end. Next", ["end", ".", "Next"]),
     ("'Titanic'", ["'", "Titanic", "'"]),

@@ -15,7 +15,7 @@ from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE,
 
 from ..exports import FORMATS as OUTPUT_FORMATS
 from ..exports import Result, write_results
-from ..registry import resolve_model_dir
+from ..registry import freeze_long_lived, resolve_model_dir
 from .common import (add_device_option, add_precision_option, add_verbose_option, open_output, positive_int, run,
                      setup_logging)
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = resolve_model_dir(args.model)
     tagger = Tagger.load(model_dir, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens,
                          precision=args.precision)
+    freeze_long_lived()
     sentences = read_sentences(args.input, args.format)
     with open_output(args.output) as out:
         write_results(out, tagged(tagger, sentences), args.output_format, model_version=Path(model_dir).resolve().name)
