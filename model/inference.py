@@ -31,9 +31,11 @@ def auto_cpu_precision() -> str:
       ``torch._int_mm`` was slower than bf16 there.
     - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on one thread
       (3 interleaved runs), 0.88-1.10x on two (5 runs, median 1.09); test F1 71.61 against
-      71.58 for fp32 and bf16. Intel Cooper Lake falls here too, unmeasured.
+      71.58 for fp32 and bf16. On Zen 5 (2026-12-06) int8 ran 1.08x bf16 on one thread (one
+      run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured.
     - Other CPUs: fp32. Without native bf16 it is converted in software, and int8 was not
-      measured on such a CPU."""
+      measured on such a CPU; on Zen 5 with ATen and oneDNN capped at AVX2, a stand-in, int8
+      ran 1.06x fp32 and bf16 0.08x (one run): too close to change the default on."""
     if torch.cpu._is_amx_tile_supported():
         return "bf16"
     if torch.cpu._is_avx512_bf16_supported():
