@@ -55,9 +55,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def _gate_order(weight: torch.Tensor) -> torch.Tensor:
-    """PyTorch keeps gates as (i, f, g, o); (i, f, o, g) lets one sigmoid cover three."""
+    """PyTorch keeps gates as (i, f, g, o); (i, f, o, 2g) lets one sigmoid cover all four, as
+    tanh(x) = 2 sigmoid(2x) - 1 (:func:`recur`). Doubling is exact in every precision."""
     i, f, g, o = weight.chunk(4, dim=0)
-    return torch.cat([i, f, o, g], dim=0)
+    return torch.cat([i, f, o, 2 * g], dim=0)
 
 
 class RecurrentProduct:
@@ -85,19 +86,23 @@ class RecurrentProduct:
 
 
 def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
-    """LSTM states [T, 2, B, H] from input gates [T, 2, B, 4H] (order i, f, o, g; overwritten),
-    zero start. Activations run in place, so the loop allocates almost nothing."""
+    """LSTM states [T, 2, B, H] from input gates [T, 2, B, 4H] (order i, f, o, g, with g's
+    pre-activation doubled; overwritten), zero start. tanh(x) is computed as 2 sigmoid(2x) - 1:
+    torch's CPU tanh took about 5x as long as its sigmoid on as many numbers, so a step's two
+    tanh cost more than its matrix product. This made the forward pass 1.6x faster and
+    Tagger.tag 1.22x, with the same tags on the 1953 test queries in every precision (Zen 5,
+    2026-12-06). Activations run in place, so the loop allocates almost nothing."""
     t_max, _, b, four_h = gates.shape
     hidden = four_h // 4
     h = gates.new_zeros(2, b, hidden)
     c = gates.new_zeros(2, b, hidden)
+    squashed = torch.empty_like(c)  # sigmoid(2c)
     out = gates.new_empty(t_max, 2, b, hidden)
     for t in range(t_max):
-        z = product.add_to(gates[t], h)
-        z[..., : 3 * hidden].sigmoid_()
-        z[..., 3 * hidden :].tanh_()
-        c.mul_(z[..., hidden : 2 * hidden]).addcmul_(z[..., :hidden], z[..., 3 * hidden :])
-        h = torch.mul(z[..., 2 * hidden : 3 * hidden], torch.tanh(c), out=out[t])
+        i, f, o, s = product.add_to(gates[t], h).sigmoid_().split(hidden, dim=-1)  # s = sigmoid(2g)
+        c.mul_(f).addcmul_(i, s, value=2).sub_(i)  # f c + i tanh(g)
+        torch.mul(c, 2, out=squashed).sigmoid_()
+        h = torch.addcmul(o, o, squashed, value=2, out=out[t]).sub_(o, alpha=2)  # o tanh(c)
     return out
 
 
