@@ -75,14 +75,18 @@ class RecurrentProduct:
             self.weight = w_hh.transpose(1, 2).to(dtype).contiguous()  # [2, H, 4H]
 
     def add_to(self, gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``gates += h @ W_hh^T``, in place: no allocation per step."""
+        """``gates += h @ W_hh^T``, in place."""
         if self.precision == "fp32":
             return gates.baddbmm_(h, self.weight)
         if self.precision == "bf16":
             return gates.add_(torch.bmm(h.to(torch.bfloat16), self.weight))
         q = (h * _H_SCALE).round_().to(torch.int8)
-        acc = torch.stack([torch._int_mm(q[d], self.weight[d]) for d in range(2)])
-        return gates.addcmul_(acc.to(torch.float32), self.scale)
+        # Each direction's product written in place, added without a float copy: Tagger.tag
+        # 1.03-1.04x against stacking and converting them (interleaved, 1 and 2 threads, Zen 5).
+        acc = torch.empty(gates.shape, dtype=torch.int32)
+        for d in range(2):
+            torch._int_mm(q[d], self.weight[d], out=acc[d])
+        return gates.addcmul_(acc, self.scale)
 
 
 def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
