@@ -38,6 +38,7 @@ from model.data import default_test_file
 from tests.support.metrics import scrape
 from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
+from worker.registry import freeze_long_lived
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
@@ -52,8 +53,10 @@ def write_queries(path: Path, queries: list[str], n: int) -> None:
 
 def in_process_rate(model: str, queries: list[str], n: int) -> dict[str, float]:
     """Tagger.tag's rate with all cores and with one thread: on a machine other jobs load,
-    spinning OpenMP threads can make all cores the slower, so the ratio is against the better."""
+    spinning OpenMP threads can make all cores the slower, so the ratio is against the better.
+    The model is frozen out of the garbage collector's scans, as in bin/tag and the workers."""
     tagger = Tagger.load(model, "cpu")
+    freeze_long_lived()
     sentences = ([q.split() for q in queries] * (n // len(queries) + 1))[:n]
     rates = {}
     for threads in sorted({os.cpu_count() or 1, 1}, reverse=True):
@@ -90,10 +93,13 @@ def worker_env(args: argparse.Namespace, db_url: str, model: str) -> dict[str, s
 
 def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, logs: Path) -> list[subprocess.Popen]:
     """--workers bin/worker processes, returned once each has its model loaded (by its metrics):
-    a worker says "ready" before its pool process has loaded the model, and the timing is of
+    a worker says "ready" before its pool processes have loaded the model, and the timing is of
     tagging, not of start-up."""
     concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-    ports = [free_port() for _ in range(args.workers)]
+    processes = args.concurrency or os.cpu_count() or 1  # each worker's pool, as bin/worker sizes it
+    ports: list[int] = []
+    while len(ports) < args.workers:
+        ports += {free_port()} - set(ports)
     workers = [
         subprocess.Popen([str(BIN / "worker"), "--device", "cpu", *concurrency, "--queues", queue],
                          env={**env, "NERQ_METRICS_PORT": str(port)}, stdout=open(logs / f"w{i}.log", "w"),
@@ -101,7 +107,7 @@ def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, log
         for i, port in enumerate(ports)
     ]
     deadline = time.monotonic() + 300
-    while not all(_models_loaded(port) for port in ports):
+    while not all(_models_loaded(port, processes) for port in ports):
         if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
             stop_workers(workers)
             raise RuntimeError(f"workers did not start: see {logs}")
@@ -109,9 +115,10 @@ def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, log
     return workers
 
 
-def _models_loaded(port: int) -> bool:
+def _models_loaded(port: int, processes: int) -> bool:
+    """Whether every pool process of the worker serving metrics on port has its model."""
     try:
-        return scrape(port).get("nerqueue_models_loaded{}", 0) >= 1
+        return scrape(port).get("nerqueue_models_loaded{}", 0) >= processes
     except OSError:  # not serving yet
         return False
 

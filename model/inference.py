@@ -34,8 +34,8 @@ def auto_cpu_precision() -> str:
       71.58 for fp32 and bf16. On Zen 5 (2026-12-06) int8 ran 1.08x bf16 on one thread (one
       run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured.
     - Other CPUs: fp32. Without native bf16 it is converted in software, and int8 was not
-      measured on such a CPU; on Zen 5 with ATen and oneDNN capped at AVX2, a stand-in, int8
-      ran 1.06x fp32 and bf16 0.08x (one run): too close to change the default on."""
+      measured on such a CPU. On Zen 5 with ATen and oneDNN capped at AVX2, a stand-in, int8
+      ran 1.06-1.10x fp32 (3 runs) and bf16 0.08x: to be measured on a real AVX2 CPU first."""
     if torch.cpu._is_amx_tile_supported():
         return "bf16"
     if torch.cpu._is_avx512_bf16_supported():
@@ -81,9 +81,9 @@ class RecurrentProduct:
         if self.precision == "bf16":
             return gates.add_(torch.bmm(h.to(torch.bfloat16), self.weight))
         q = (h * _H_SCALE).round_().to(torch.int8)
-        # Each direction's product written in place, added without a float copy: Tagger.tag
-        # 1.03-1.04x against stacking and converting them (interleaved, 1 and 2 threads, Zen 5).
-        acc = torch.empty(gates.shape, dtype=torch.int32)
+        # Each direction's product goes straight into one int32 buffer (addcmul_ still casts it
+        # to fp32 inside): Tagger.tag 1.03-1.04x against stacking them (interleaved, Zen 5).
+        acc = gates.new_empty(gates.shape, dtype=torch.int32)
         for d in range(2):
             torch._int_mm(q[d], self.weight[d], out=acc[d])
         return gates.addcmul_(acc, self.scale)
@@ -92,10 +92,8 @@ class RecurrentProduct:
 def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
     """LSTM states [T, 2, B, H] from input gates [T, 2, B, 4H] (order i, f, o, g, with g's
     pre-activation doubled; overwritten), zero start. tanh(x) is computed as 2 sigmoid(2x) - 1:
-    torch's CPU tanh took about 5x as long as its sigmoid on as many numbers, so a step's two
-    tanh cost more than its matrix product. This made the forward pass 1.6x faster and
-    Tagger.tag 1.22x, with the same tags on the 1953 test queries in every precision (Zen 5,
-    2026-12-06). Activations run in place, so the loop allocates almost nothing."""
+    torch's CPU tanh takes about 5x as long as its sigmoid, so a step's two tanh cost more than
+    its matrix product (README, Benchmarks). Activations run in place."""
     t_max, _, b, four_h = gates.shape
     hidden = four_h // 4
     h = gates.new_zeros(2, b, hidden)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from model import data
+
+
+@pytest.fixture(autouse=True)
+def _collector_unfrozen() -> Iterator[None]:
+    """Loading a model through worker.registry freezes the process's objects out of the garbage
+    collector; no test leaves the next one a frozen collector."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

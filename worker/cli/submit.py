@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
 
 def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.1) -> dict:
     """Show progress until the job ends, or the timeout passes: returns its last state. Each
-    poll reads one job row; a short poll lets a script go on as soon as its job is done."""
+    poll is a few small queries (the job, its chunk counts); a short poll lets a script go on
+    as soon as its job is done."""
     deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
         while True:
