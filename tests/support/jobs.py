@@ -38,7 +38,7 @@ def job_state(url: str, job_id: int) -> dict[str, Any]:
 
 
 def chunk_states(url: str, job_id: int) -> list[dict[str, Any]]:
-    rows = sql(url, "SELECT chunk_idx, status, attempts, error, updated_at FROM chunks WHERE job_id = :j "
+    rows = sql(url, "SELECT chunk_idx, status, attempts, error, updated_at, sent_at FROM chunks WHERE job_id = :j "
                     "ORDER BY chunk_idx", j=job_id)
     return [dict(r._mapping) for r in rows]
 
