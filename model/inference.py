@@ -33,14 +33,26 @@ def auto_cpu_precision() -> str:
       (3 interleaved runs), 0.88-1.10x on two (5 runs, median 1.09); test F1 71.61 against
       71.58 for fp32 and bf16. On Zen 5 (2026-12-06) int8 ran 1.08x bf16 on one thread (one
       run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured.
-    - Other CPUs: fp32. Without native bf16 it is converted in software, and int8 was not
-      measured on such a CPU. On Zen 5 with ATen and oneDNN capped at AVX2, a stand-in, int8
-      ran 1.06-1.10x fp32 (3 runs) and bf16 0.08x: to be measured on a real AVX2 CPU first."""
+    - Other CPUs: fp32. On a 2-core AMD EPYC Zen 3 (AVX2 and FMA only, 2026-12-06), bf16 ran
+      at 0.08x fp32 (converted in software) and int8 at 0.07x (no int8 kernel: see
+      :func:`slow_precision`). A Zen 5 with ATen and oneDNN capped at AVX2 had shown int8 at
+      1.06-1.10x fp32: as a stand-in for an AVX2 CPU, that cap was wrong for int8."""
     if torch.cpu._is_amx_tile_supported():
         return "bf16"
     if torch.cpu._is_avx512_bf16_supported():
         return "int8" if torch.cpu._is_vnni_supported() else "bf16"
     return "fp32"
+
+
+def slow_precision(precision: str) -> str | None:
+    """Why ``precision`` runs far slower than fp32 on this CPU (an explicit choice is still
+    honoured, so a fleet's setting works on every node), or None. Measured on a Zen 3 (AVX2):
+    ``torch._int_mm`` without AVX-512 VNNI and bf16 without AVX512-BF16 or AMX are not native."""
+    if precision == "int8" and not torch.cpu._is_vnni_supported():
+        return "no AVX-512 VNNI; int8 ran 15x slower than fp32 on such a CPU"
+    if precision == "bf16" and not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "no AVX512-BF16 or AMX; bf16 ran 13x slower than fp32 on such a CPU"
+    return None
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -15,7 +15,7 @@ from .checkpoint import load_model_dir, read_temperature
 from .defaults import CPU_STEP_COST, CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .forward_backward import Potentials, crf_potentials
-from .inference import FastBiLSTM, resolve_precision
+from .inference import FastBiLSTM, auto_cpu_precision, resolve_precision, slow_precision
 from .marginals import crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
@@ -80,6 +80,10 @@ class Tagger:
                      temperature=read_temperature(path))
         log.info("model %s on %s, precision %s%s", path, tagger.device, tagger.precision,
                  " (auto)" if precision == "auto" else "")
+        slow = slow_precision(tagger.precision) if tagger.device.type == "cpu" else None
+        if slow:
+            log.warning("precision %s is not native on this CPU (%s); --precision auto picks %s here",
+                        tagger.precision, slow, auto_cpu_precision())
         return tagger
 
     @property

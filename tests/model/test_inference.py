@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.inference import FastBiLSTM, auto_cpu_precision, resolve_precision
+from model.inference import FastBiLSTM, auto_cpu_precision, resolve_precision, slow_precision
 from model.network import BiLSTMTagger, ModelConfig
 from model.vocab import UNK_ID
 
@@ -46,7 +46,7 @@ def test_emissions_match_the_training_network(layers, char_dim, precision):
     (False, True, True, "int8"),  # Zen 4: int8 measured fastest
     (False, True, False, "bf16"),
     (False, False, True, "fp32"),  # int8 unmeasured without native bf16
-    (False, False, False, "fp32"),
+    (False, False, False, "fp32"),  # Zen 3 (AVX2): int8 0.07x and bf16 0.08x fp32
 ])
 def test_auto_precision_by_cpu_features(monkeypatch, amx, bf16, vnni, expected):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
@@ -64,3 +64,18 @@ def test_precision_choice():
         resolve_precision("int8", cuda)
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("amx,bf16,vnni,slow", [
+    (True, True, True, set()),
+    (False, True, True, set()),
+    (False, True, False, {"int8"}),
+    (False, False, True, {"bf16"}),
+    (False, False, False, {"bf16", "int8"}),  # Zen 3 (AVX2)
+])
+def test_precisions_this_cpu_would_run_slowly(monkeypatch, amx, bf16, vnni, slow):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: vnni)
+    assert {p for p in ("fp32", "bf16", "int8") if slow_precision(p)} == slow
+    assert slow_precision(auto_cpu_precision()) is None  # auto never picks one

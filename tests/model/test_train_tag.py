@@ -300,3 +300,12 @@ def test_reference_preset_is_the_notebook_model():
     assert (cfg.word_dim, cfg.hidden, cfg.char_dim, cfg.crf) == (200, 200, 0, False)
     assert (cfg.lr, cfg.lr_decay, cfg.clip, cfg.batch_size, cfg.epochs, cfg.dropout) == (
         0.005, 1.414, 1.0, 32, 5, 0.5)
+
+
+def test_loading_a_precision_this_cpu_lacks_warns_and_still_runs_it(tiny_model, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: False)  # as on an AVX2-only CPU
+    caplog.set_level("INFO", logger="model.tagger")
+    assert Tagger.load(tiny_model, "cpu", precision="fp32").precision == "fp32"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert Tagger.load(tiny_model, "cpu", precision="int8").precision == "int8"  # an explicit choice holds
+    assert [r.name for r in caplog.records if r.levelname == "WARNING"] == ["model.tagger"]
