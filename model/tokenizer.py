@@ -30,11 +30,16 @@ from typing import NamedTuple
 TITLES = ("mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "gen", "lt", "sgt", "capt", "col")
 _ALNUM = r"[^\W_]"
 _TOKEN = re.compile(
+    # Both dotted forms start with 1-4 letters and a dot: the lookahead, implied by each, lets
+    # most positions skip them (token_texts 1.8x faster on the test queries, Zen 3).
+    r"(?=[^\W\d_]{1,4}\.)(?:"
     rf"(?i:\b(?:{'|'.join(TITLES)})\.)"  # titles keep their dot
-    rf"|(?:[^\W\d_]\.){{2,}}"  # u.s., l.a., t.v.
+    rf"|(?:[^\W\d_]\.){{2,}})"  # u.s., l.a., t.v.
     rf"|[$£€¥]?{_ALNUM}+(?:(?:[-&'’/]|(?<=\d)[.,:](?=\d)){_ALNUM}+)*"  # words, numbers, $5, 9/11
     r"|\S"  # any other character stands alone
 )
+# A line of plain words and spaces, as most queries are: its tokens are its whitespace split.
+_PLAIN_LINE = re.compile(rf"\s*{_ALNUM}+(?:\s+{_ALNUM}+)*\s*")
 _CLITIC_S = re.compile(r"['’][sS]$")
 _NEGATION = re.compile(r"n['’]t$")
 _WORD_PIECES = re.compile(r"\d+|[^\W\d_]+")
@@ -79,6 +84,8 @@ def tokenize(line: str) -> list[Token]:
 def token_texts(line: str) -> list[str]:
     """The texts of :func:`tokenize`'s tokens, twice as fast: what bin/submit stores (the
     offsets are found again from them by :func:`align`)."""
+    if _PLAIN_LINE.fullmatch(line):
+        return line.split()
     texts = _TOKEN.findall(line)
     if not _has_apostrophe(line):
         return texts
