@@ -38,8 +38,6 @@ _TOKEN = re.compile(
     rf"|[$£€¥]?{_ALNUM}+(?:(?:[-&'’/]|(?<=\d)[.,:](?=\d)){_ALNUM}+)*"  # words, numbers, $5, 9/11
     r"|\S"  # any other character stands alone
 )
-# A line of plain words and spaces, as most queries are: its tokens are its whitespace split.
-_PLAIN_LINE = re.compile(rf"\s*{_ALNUM}+(?:\s+{_ALNUM}+)*\s*")
 _CLITIC_S = re.compile(r"['’][sS]$")
 _NEGATION = re.compile(r"n['’]t$")
 _WORD_PIECES = re.compile(r"\d+|[^\W\d_]+")
@@ -84,8 +82,9 @@ def tokenize(line: str) -> list[Token]:
 def token_texts(line: str) -> list[str]:
     """The texts of :func:`tokenize`'s tokens, twice as fast: what bin/submit stores (the
     offsets are found again from them by :func:`align`)."""
-    if _PLAIN_LINE.fullmatch(line):
-        return line.split()
+    words = line.split()
+    if "".join(words).isalnum():  # plain words (isalnum is _ALNUM), as most queries: 2.3 µs, not 30
+        return words
     texts = _TOKEN.findall(line)
     if not _has_apostrophe(line):
         return texts
