@@ -82,7 +82,7 @@ class Tagger:
                  " (auto)" if precision == "auto" else "")
         slow = slow_precision(tagger.precision) if tagger.device.type == "cpu" else None
         if slow:
-            log.warning("precision %s is not native on this CPU (%s); --precision auto picks %s here",
+            log.warning("precision %s is not native on this CPU (%s); auto (--precision, NERQ_PRECISION) picks %s here",
                         tagger.precision, slow, auto_cpu_precision())
         return tagger
 

@@ -80,10 +80,10 @@ def tokenize(line: str) -> list[Token]:
 
 
 def token_texts(line: str) -> list[str]:
-    """The texts of :func:`tokenize`'s tokens, twice as fast: what bin/submit stores (the
-    offsets are found again from them by :func:`align`)."""
+    """The texts of :func:`tokenize`'s tokens, faster (8-13x on lines of plain words): what
+    bin/submit stores (the offsets are found again from them by :func:`align`)."""
     words = line.split()
-    if "".join(words).isalnum():  # plain words (isalnum is _ALNUM), as most queries: 2.3 µs, not 30
+    if "".join(words).isalnum():  # plain words (isalnum is _ALNUM), as most queries are
         return words
     texts = _TOKEN.findall(line)
     if not _has_apostrophe(line):
