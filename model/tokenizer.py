@@ -31,7 +31,7 @@ TITLES = ("mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "gen", "lt", 
 _ALNUM = r"[^\W_]"
 _TOKEN = re.compile(
     # Both dotted forms start with 1-4 letters and a dot: the lookahead, implied by each, lets
-    # most positions skip them (token_texts 1.8x faster on the test queries, Zen 3).
+    # most positions skip them (findall 1.8x faster on the test queries, 2.2x on punctuated ones).
     r"(?=[^\W\d_]{1,4}\.)(?:"
     rf"(?i:\b(?:{'|'.join(TITLES)})\.)"  # titles keep their dot
     rf"|(?:[^\W\d_]\.){{2,}})"  # u.s., l.a., t.v.
