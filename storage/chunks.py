@@ -181,9 +181,9 @@ def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[st
     executemany of pre-serialized rows, without SQLAlchemy's per-row parameter processing."""
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        doc = json_dumps([{"idx": i, "tags": t} for i, t in by_idx.items()])
+        doc = json_dumps([by_idx[i] for i in range(chunk.start, chunk.stop)])
         session.execute(_PG_TAG_CHUNK, {"b_job_id": chunk.job_id, "b_start": chunk.start, "b_stop": chunk.stop,
-                                        "b_rows": doc, "b_now": now})
+                                        "b_tags": doc, "b_now": now})
         return
     dialect = session.get_bind().dialect
     compiled = _SQLITE_TAG_SENTENCE.compile(dialect=dialect)
@@ -194,15 +194,17 @@ def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[st
     session.connection().exec_driver_sql(str(compiled), [tuple(row[n] for n in names) for row in rows])
 
 
-# The chunk's tags arrive as one JSON document of {"idx", "tags"} rows. The idx range keeps the
-# plan an index range scan of the chunk whatever the planner guesses for the function's rows.
-_CHUNK_TAGS = func.jsonb_to_recordset(cast(bindparam("b_rows", type_=Text), JSONB)).table_valued(
-    column("idx", Integer), column("tags", JSONB)
-).render_derived(with_types=True)
+# The chunk's tags arrive as one JSON array, in sentence order from the chunk's start (no idx
+# keys to write and parse). The idx range keeps the plan an index range scan of the chunk
+# whatever the planner guesses for the function's rows.
+_CHUNK_TAGS = func.jsonb_array_elements(cast(bindparam("b_tags", type_=Text), JSONB)).table_valued(
+    column("tags", JSONB), with_ordinality="n"
+).render_derived()
 _PG_TAG_CHUNK = (
     update(_table(Sentence))
     .where(_SENTENCES.job_id == bindparam("b_job_id"), _SENTENCES.idx >= bindparam("b_start"),
-           _SENTENCES.idx < bindparam("b_stop"), _SENTENCES.idx == _CHUNK_TAGS.c.idx)
+           _SENTENCES.idx < bindparam("b_stop"),
+           _SENTENCES.idx == bindparam("b_start") + _CHUNK_TAGS.c.n - 1)
     .values(tags=_CHUNK_TAGS.c.tags, tagged_at=bindparam("b_now", type_=_SENTENCES.tagged_at.type))
 )
 _SQLITE_TAG_SENTENCE = (
