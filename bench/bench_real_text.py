@@ -11,7 +11,10 @@ exact (label, char_start, char_end) matches:
 - ``whitespace``: the typed text split on whitespace, as ``text`` input is today;
 - ``tokenizer``: the typed text through model/tokenizer.py (corpus-style words, punctuation
   unseen), and two variants of what the model sees for comparison: each token whole with
-  punctuation tokens kept, or whole with them dropped.
+  punctuation tokens kept, or whole with them dropped;
+- ``tokenizer_accented_names``: the typed text with every vowel, n and c of a person's name
+  accented (``Pénélöpé Cruz``), as names from other languages are written: the corpus has no
+  accents, so the tokenizer must map them to the words the model learned.
 
     bin/_python bench/bench_real_text.py --model DIR [--test FILE] [--seed N] [--examples N]
 """
@@ -37,6 +40,8 @@ QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "whose"
                   "were", "did", "does", "do", "can", "could", "has", "have", "will", "would", "name"}
 PRONOUNS = {"i", "you", "we", "they", "he", "she", "it", "that", "who", "there", "what"}
 ORDINALS = {"s", "st", "nd", "rd", "th"}
+PEOPLE = {"Actor", "Director", "Character_Name"}
+ACCENTS = str.maketrans("aeiouncAEIOUNC", "áéíöüñçÁÉÍÖÜÑÇ")  # one character for one: offsets stay
 CharSpan = tuple[str, int, int]  # label, char_start, char_end
 
 
@@ -137,6 +142,15 @@ def prf(gold: Sequence[set[CharSpan]], pred: Sequence[set[CharSpan]]) -> dict:
     return {"precision": round(precision, 2), "recall": round(recall, 2), "f1": round(f1, 2)}
 
 
+def accented_names(typed: Typed) -> str:
+    """The typed query with its people's names accented, the gold spans where they were."""
+    chars = list(typed.text)
+    for label, start, end in typed.gold:
+        if label in PEOPLE:
+            chars[start:end] = typed.text[start:end].translate(ACCENTS)
+    return "".join(chars)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="var/models/current")
@@ -157,6 +171,7 @@ def main() -> None:
         "tokenizer": tag_through(tagger, lines, tokenize, model_input),
         "tokenizer_whole_kept": tag_through(tagger, lines, tokenize, lambda t: whole_tokens(t, True)),
         "tokenizer_whole_dropped": tag_through(tagger, lines, tokenize, lambda t: whole_tokens(t, False)),
+        "tokenizer_accented_names": tag_through(tagger, [accented_names(t) for t in typed], tokenize, model_input),
     }
     scores = {name: prf(gold, pred) for name, pred in runs.items()}
     original_gold = [char_spans(whitespace_tokens(line), s.tags) for line, s in zip(originals, sentences)]

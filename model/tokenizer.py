@@ -12,9 +12,9 @@ spaCy would be a dependency (spaCy a heavy one) for a dozen rules. Tokens are wh
 - a clitic ``'s`` is its own token (``Spielberg's`` -> ``Spielberg``, ``'s``): the name
   before it is usually an entity and the ``'s`` is not.
 
-The corpus is lower-cased, unpunctuated and split Treebank-style at every inner
+The corpus is ASCII, lower-cased, unpunctuated and split Treebank-style at every inner
 non-alphanumeric character and digit/letter boundary (``do n t``, ``1990 s``, ``spider man``,
-``u s``, ``9 11``). :func:`model_input` turns tokens into exactly such words; punctuation
+``u s``, ``9 11``). :func:`model_input` turns tokens into exactly such words (accents dropped); punctuation
 tokens give none, so the model never sees a character it was not trained on. A token's tag is
 its first word's (punctuation: ``O``).
 """
@@ -22,20 +22,25 @@ its first word's (punctuation: ``O``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from functools import lru_cache
 from collections.abc import Sequence
 from typing import NamedTuple
 
 TITLES = ("mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "gen", "lt", "sgt", "capt", "col")
-_ALNUM = r"[^\W_]"
+# Combining diacritical marks (the five Unicode blocks of them): a letter keeps its marks, so
+# decomposed text (NFD: "e" + U+0301 for "é") is cut where its composed form is. Other scripts'
+# marks (Indic vowel signs) still stand alone, as in composed text.
+_COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_ALNUM_RUN = rf"[^\W_]+(?:[{_COMBINING}]+[^\W_]*)*"  # letters and digits, with their marks
 _TOKEN = re.compile(
     # Both dotted forms start with 1-4 letters and a dot: the lookahead, implied by each, lets
     # most positions skip them (findall 1.8x faster on the test queries, 2.2x on punctuated ones).
     r"(?=[^\W\d_]{1,4}\.)(?:"
     rf"(?i:\b(?:{'|'.join(TITLES)})\.)"  # titles keep their dot
     rf"|(?:[^\W\d_]\.){{2,}})"  # u.s., l.a., t.v.
-    rf"|[$£€¥]?{_ALNUM}+(?:(?:[-&'’/]|(?<=\d)[.,:](?=\d)){_ALNUM}+)*"  # words, numbers, $5, 9/11
+    rf"|[$£€¥]?{_ALNUM_RUN}(?:(?:[-&'’/]|(?<=\d)[.,:](?=\d)){_ALNUM_RUN})*"  # words, numbers, $5, 9/11
     r"|\S"  # any other character stands alone
 )
 _CLITIC_S = re.compile(r"['’][sS]$")
@@ -83,7 +88,7 @@ def token_texts(line: str) -> list[str]:
     """The texts of :func:`tokenize`'s tokens, faster (8-13x on lines of plain words): what
     bin/submit stores (the offsets are found again from them by :func:`align`)."""
     words = line.split()
-    if "".join(words).isalnum():  # plain words (isalnum is _ALNUM), as most queries are
+    if "".join(words).isalnum():  # plain words (isalnum is [^\W_]), as most queries are
         return words
     texts = _TOKEN.findall(line)
     if not _has_apostrophe(line):
@@ -99,8 +104,11 @@ def token_texts(line: str) -> list[str]:
 
 @lru_cache(maxsize=200_000)  # tokens repeat: a bulk job splits each distinct one once
 def corpus_words(text: str) -> tuple[str, ...]:
-    """One token's words as the corpus writes them: lower-cased alphanumeric runs, digits and
-    letters apart, ``n't`` as ``n t`` (``don't`` -> ``do n t``); none for punctuation."""
+    """One token's words as the corpus writes them: lower-cased alphanumeric runs without
+    accents (``Gérard`` -> ``gerard``), digits and letters apart, ``n't`` as ``n t``
+    (``don't`` -> ``do n t``); none for punctuation."""
+    if not text.isascii():  # the corpus is ASCII: "Gérard" is its "gerard", whichever way é is encoded
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     text = text.lower()
     if _NEGATION.search(text) and len(text) > 3:
         return (*_WORD_PIECES.findall(text[:-3]), "n", "t")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,6 +101,28 @@ def test_model_words_are_lower_case_alphanumeric_and_owned_in_order(line):
 ])
 def test_model_sees_words_as_the_corpus_writes_them(token, words):
     assert list(corpus_words(token)) == words
+
+
+@pytest.mark.parametrize("token, words", [
+    ("Gérard", ["gerard"]), ("Penélope", ["penelope"]), ("naïve", ["naive"]), ("Ça", ["ca"]),
+    ("İstanbul", ["istanbul"]), ("ﬁlm", ["film"]), ("Mötley-Crüe", ["motley", "crue"]),
+])
+def test_accented_words_are_the_corpus_words_they_spell(token, words):
+    """The corpus is ASCII: an accented name is the word the model learned, in either encoding."""
+    for form in ("NFC", "NFD"):
+        assert list(corpus_words(unicodedata.normalize(form, token))) == words
+
+
+_ACCENTED = "aeinouAEINOU" + "áéíñóúàèçöüÁÉÑÖÜ" + "'-.,\"? "
+
+
+@given(st.text(st.sampled_from(_ACCENTED)))
+def test_decomposed_text_is_cut_where_composed_text_is(line):
+    """NFD ("e" + U+0301 for "é", as some systems write) keeps each letter's marks with it: the
+    same tokens as the composed line, and the same words for the model."""
+    nfd, nfc = unicodedata.normalize("NFD", line), unicodedata.normalize("NFC", line)
+    assert [unicodedata.normalize("NFC", t) for t in texts(nfd)] == texts(nfc)
+    assert model_input(tokenize(nfd)).words == model_input(tokenize(nfc)).words
 
 
 def test_tags_come_back_to_tokens_and_entities_to_characters():
