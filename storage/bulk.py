@@ -35,11 +35,14 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
 
 def _insert_in_process(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """SQLite: one executemany of driver-ready tuples (each column's own bind processing, e.g.
-    JSON), without SQLAlchemy's per-row parameter handling, which took a third of the time."""
+    JSON), without SQLAlchemy's per-row parameter handling, which took a third of the time.
+    The rows are processed a column at a time, so only the columns that need it are touched."""
+    by_column = list(zip(*rows))
+    if not by_column:  # (no rows would insert one row of defaults)
+        return
     dialect = session.get_bind().dialect
     compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
     order = [list(columns).index(name) for name in compiled.positiontup or ()]
     process = [table.c[columns[i]].type.dialect_impl(dialect).bind_processor(dialect) for i in order]
-    params = [tuple(p(row[i]) if p else row[i] for i, p in zip(order, process)) for row in rows]
-    if params:  # (none would insert one row of defaults)
-        session.connection().exec_driver_sql(str(compiled), params)
+    params = zip(*(map(p, by_column[i]) if p else by_column[i] for i, p in zip(order, process)))
+    session.connection().exec_driver_sql(str(compiled), list(params))

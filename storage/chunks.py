@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Integer, Text, bindparam, case, cast, column, func, select, tuple_, update
@@ -182,16 +183,16 @@ def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[st
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         doc = json_dumps([by_idx[i] for i in range(chunk.start, chunk.stop)])
-        session.execute(_PG_TAG_CHUNK, {"b_job_id": chunk.job_id, "b_start": chunk.start, "b_stop": chunk.stop,
-                                        "b_tags": doc, "b_now": now})
+        session.connection().execute(_PG_TAG_CHUNK, {"b_job_id": chunk.job_id, "b_start": chunk.start,
+                                                     "b_stop": chunk.stop, "b_tags": doc, "b_now": now})
         return
     dialect = session.get_bind().dialect
     compiled = _SQLITE_TAG_SENTENCE.compile(dialect=dialect)
     stamp = _SENTENCES.tagged_at.type.dialect_impl(dialect).bind_processor(dialect)
-    shared = {"b_job_id": chunk.job_id, "b_now": stamp(now) if stamp else now}
-    rows = (shared | {"b_idx": i, "b_tags": json_dumps(t)} for i, t in by_idx.items())
-    names = compiled.positiontup or ()
-    session.connection().exec_driver_sql(str(compiled), [tuple(row[n] for n in names) for row in rows])
+    by_name = {"b_job_id": repeat(chunk.job_id), "b_now": repeat(stamp(now) if stamp else now),
+               "b_idx": by_idx.keys(), "b_tags": map(json_dumps, by_idx.values())}
+    rows = zip(*(by_name[n] for n in compiled.positiontup or ()))
+    session.connection().exec_driver_sql(str(compiled), list(rows))
 
 
 # The chunk's tags arrive as one JSON array, in sentence order from the chunk's start (no idx
@@ -228,27 +229,54 @@ def save_tagged_chunk(
     Only a queued or running chunk is saved: None, and no change, for one that is already
     done (another delivery saved it: the tags are the same), failed (given up on: its job
     may have ended) or cancelled. So each sentence is tagged, and counted, exactly once.
-    Returns how many sentences it tagged."""
-    chunk = _lock_chunk(session, job_id, chunk_idx)
-    if chunk.status not in ACTIVE:
-        return None
+    Tags that are not the chunk's sentences, or an entity outside them, raise ValueError
+    before anything is written. Returns how many sentences it tagged."""
     by_idx = dict(tags)
-    if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
-        raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
     rows = [(job_id, *e) for e in entities]
-    if any(not chunk.start <= row[1] < chunk.stop for row in rows):
-        raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
+    first, stop = (min(by_idx), max(by_idx) + 1) if by_idx else (0, 0)
+    fits = len(by_idx) == stop - first and all(first <= row[1] < stop for row in rows)
+    chunk = _claim_for_saving(session, job_id, chunk_idx, first, stop, precision) if fits else None
+    if chunk is None:
+        return _why_not_saved(session, job_id, chunk_idx, by_idx)
     _store_tags(session, chunk, by_idx)
     insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
-    session.execute(update(Chunk).where(*_chunk_key(job_id, chunk_idx))
-                    .values(status="done", error=None, precision=precision))
-    _add_to_counters(session, job_id, done=chunk.size)
-    if precision is not None:
-        _record_precision(session, job_id, precision)
+    session.connection().execute(_job_counters(job_id, done=chunk.size, precision=precision))
     return chunk.size
 
 
-def _record_precision(session: Session, job_id: int, precision: str) -> None:
-    """The job's precision: its chunks' one precision, or "mixed" once two workers differed."""
-    session.execute(update(Job).where(Job.id == job_id).values(
-        precision=case((Job.precision.is_(None), precision), (Job.precision == precision, precision), else_="mixed")))
+_CHUNKS = _table(Chunk).c
+
+
+def _claim_for_saving(session: Session, job_id: int, chunk_idx: int, start: int, stop: int,
+                      precision: str | None) -> ChunkInfo | None:
+    """Mark the chunk done if it is active and covers exactly [start, stop): one UPDATE, which
+    takes the chunk row's lock (before the job row's, the lock order) and tells whether to go on."""
+    row = session.connection().execute(
+        update(_table(Chunk))
+        .where(_CHUNKS.job_id == job_id, _CHUNKS.chunk_idx == chunk_idx, _CHUNKS.status.in_(ACTIVE),
+               _CHUNKS.start == start, _CHUNKS.stop == stop)
+        .values(status="done", error=None, precision=precision, updated_at=_now(session))
+        .returning(*(_CHUNKS[c.key] for c in _CHUNK_COLUMNS))
+    ).one_or_none()
+    return ChunkInfo(**row._mapping) if row is not None else None
+
+
+def _why_not_saved(session: Session, job_id: int, chunk_idx: int, by_idx: Mapping[int, list[str]]) -> None:
+    """None for a chunk that is no longer active; for an active one, what was wrong with its tags."""
+    chunk = _lock_chunk(session, job_id, chunk_idx)  # NotFound if there is no such chunk
+    if chunk.status not in ACTIVE:
+        return None
+    if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
+        raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
+    raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
+
+
+def _job_counters(job_id: int, done: int, precision: str | None) -> Any:
+    """One UPDATE of the job row: its done count, and its precision, which is its chunks' one
+    precision, or "mixed" once two workers differed."""
+    jobs = _table(Job).c
+    values: dict[str, Any] = {"n_done": jobs.n_done + done}
+    if precision is not None:
+        values["precision"] = case((jobs.precision.is_(None), precision), (jobs.precision == precision, precision),
+                                   else_="mixed")
+    return update(_table(Job)).where(jobs.id == job_id).values(**values)
