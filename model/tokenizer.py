@@ -129,6 +129,8 @@ def token_tags(inp: ModelInput, word_tags: Sequence[str], n_tokens: int) -> list
     """Per-token tags from the model's per-word tags: a token takes its first word's tag. A
     token the model did not see (punctuation) is ``O``, unless it sits inside an entity the
     model continues across it (``Steven, Spielberg``), which then keeps it."""
+    if inp.owners == list(range(n_tokens)):  # a word per token, as in most queries
+        return list(word_tags)
     first: dict[int, str] = {}
     for owner, tag in zip(inp.owners, word_tags):
         first.setdefault(owner, tag)
