@@ -13,7 +13,7 @@ exact (label, char_start, char_end) matches:
   unseen), and two variants of what the model sees for comparison: each token whole with
   punctuation tokens kept, or whole with them dropped;
 - ``tokenizer_accented_names``: the typed text with every vowel, n and c of a person's name
-  accented (``Pénélöpé Cruz``), as names from other languages are written: the corpus has no
+  accented (``Péñélöpé Çrüz``), as names from other languages are written: the corpus has no
   accents, so the tokenizer must map them to the words the model learned.
 
     bin/_python bench/bench_real_text.py --model DIR [--test FILE] [--seed N] [--examples N]

@@ -37,7 +37,7 @@ def _insert_in_process(session: Session, table: Table, columns: Sequence[str], r
     """SQLite: one executemany of driver-ready tuples (each column's own bind processing, e.g.
     JSON), without SQLAlchemy's per-row parameter handling, which took a third of the time.
     The rows are processed a column at a time, so only the columns that need it are touched."""
-    by_column = list(zip(*rows))
+    by_column = list(zip(*rows, strict=True))
     if not by_column:  # (no rows would insert one row of defaults)
         return
     dialect = session.get_bind().dialect

@@ -55,8 +55,12 @@ _CHUNK_COLUMNS = (
 )
 
 
-def _chunk_key(job_id: int, chunk_idx: int) -> tuple[Any, Any]:
-    return Chunk.job_id == job_id, Chunk.chunk_idx == chunk_idx
+_CHUNKS = _table(Chunk).c
+
+
+def _chunk_key(job_id: int, chunk_idx: int, chunks: Any = Chunk) -> tuple[Any, Any]:
+    """The WHERE clause of one chunk row, on the ORM class or (chunks=_CHUNKS) the table."""
+    return chunks.job_id == job_id, chunks.chunk_idx == chunk_idx
 
 
 def _lock_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo:
@@ -71,11 +75,21 @@ def _lock_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo:
     return ChunkInfo(**row._mapping)
 
 
-def _add_to_counters(session: Session, job_id: int, done: int = 0, failed: int = 0) -> None:
-    if done or failed:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(n_done=Job.n_done + done, n_failed=Job.n_failed + failed)
-        )
+def _add_to_counters(session: Session, job_id: int, done: int = 0, failed: int = 0,
+                     precision: str | None = None) -> None:
+    """One UPDATE of the job row, if anything changes: its counters, and the precision of a
+    chunk just saved (the job's is its chunks' one precision, or "mixed" once two workers
+    differed). On the connection, like the sink's other statements: a Job object already in
+    the session keeps its old counters (storage.get_job reads them afresh)."""
+    jobs = _table(Job).c
+    values: dict[str, Any] = {"n_done": jobs.n_done + done} if done else {}
+    if failed:
+        values["n_failed"] = jobs.n_failed + failed
+    if precision is not None:
+        values["precision"] = case((jobs.precision.is_(None), precision), (jobs.precision == precision, precision),
+                                   else_="mixed")
+    if values:
+        session.connection().execute(update(_table(Job)).where(jobs.id == job_id).values(**values))
 
 
 def _failed_delta(old: str, new: str, size: int) -> int:
@@ -230,7 +244,7 @@ def save_tagged_chunk(
     done (another delivery saved it: the tags are the same), failed (given up on: its job
     may have ended) or cancelled. So each sentence is tagged, and counted, exactly once.
     Tags that are not the chunk's sentences, or an entity outside them, raise ValueError
-    before anything is written. Returns how many sentences it tagged."""
+    before anything is stored. Returns how many sentences it tagged."""
     by_idx = dict(tags)
     rows = [(job_id, *e) for e in entities]
     first, stop = (min(by_idx), max(by_idx) + 1) if by_idx else (0, 0)
@@ -240,11 +254,8 @@ def save_tagged_chunk(
         return _why_not_saved(session, job_id, chunk_idx, by_idx)
     _store_tags(session, chunk, by_idx)
     insert_rows(session, _table(Entity), _ENTITY_COLUMNS, rows)
-    session.connection().execute(_job_counters(job_id, done=chunk.size, precision=precision))
+    _add_to_counters(session, job_id, done=chunk.size, precision=precision)
     return chunk.size
-
-
-_CHUNKS = _table(Chunk).c
 
 
 def _claim_for_saving(session: Session, job_id: int, chunk_idx: int, start: int, stop: int,
@@ -253,7 +264,7 @@ def _claim_for_saving(session: Session, job_id: int, chunk_idx: int, start: int,
     takes the chunk row's lock (before the job row's, the lock order) and tells whether to go on."""
     row = session.connection().execute(
         update(_table(Chunk))
-        .where(_CHUNKS.job_id == job_id, _CHUNKS.chunk_idx == chunk_idx, _CHUNKS.status.in_(ACTIVE),
+        .where(*_chunk_key(job_id, chunk_idx, _CHUNKS), _CHUNKS.status.in_(ACTIVE),
                _CHUNKS.start == start, _CHUNKS.stop == stop)
         .values(status="done", error=None, precision=precision, updated_at=_now(session))
         .returning(*(_CHUNKS[c.key] for c in _CHUNK_COLUMNS))
@@ -262,7 +273,8 @@ def _claim_for_saving(session: Session, job_id: int, chunk_idx: int, start: int,
 
 
 def _why_not_saved(session: Session, job_id: int, chunk_idx: int, by_idx: Mapping[int, list[str]]) -> None:
-    """None for a chunk that is no longer active; for an active one, what was wrong with its tags."""
+    """Return None for a chunk that is no longer active; raise NotFound for no chunk, and
+    ValueError saying what was wrong with the tags or entities of an active one."""
     chunk = _lock_chunk(session, job_id, chunk_idx)  # NotFound if there is no such chunk
     if chunk.status not in ACTIVE:
         return None
@@ -270,13 +282,3 @@ def _why_not_saved(session: Session, job_id: int, chunk_idx: int, by_idx: Mappin
         raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
     raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
 
-
-def _job_counters(job_id: int, done: int, precision: str | None) -> Any:
-    """One UPDATE of the job row: its done count, and its precision, which is its chunks' one
-    precision, or "mixed" once two workers differed."""
-    jobs = _table(Job).c
-    values: dict[str, Any] = {"n_done": jobs.n_done + done}
-    if precision is not None:
-        values["precision"] = case((jobs.precision.is_(None), precision), (jobs.precision == precision, precision),
-                                   else_="mixed")
-    return update(_table(Job)).where(jobs.id == job_id).values(**values)

@@ -84,7 +84,13 @@ def test_a_chunk_is_written_whole(session: Session) -> None:
         storage.save_tagged_chunk(session, job_id, 0, tags, [*entities, storage.EntityRow(15, "Year", 0, 1, "show")])
     with pytest.raises(storage.NotFound):
         storage.save_tagged_chunk(session, job_id, 7, tags, entities)
+    other_tags, other_entities = tag_chunk(session, job_id, 10, 20)
+    with pytest.raises(ValueError, match="needs tags for sentences 0..9"):  # another chunk's, whole
+        storage.save_tagged_chunk(session, job_id, 0, other_tags, other_entities)
     assert counters(session, job_id) == (20, 0, 0)
+    assert storage.mark_chunk_failed(session, job_id, 0, "given up")
+    assert storage.save_tagged_chunk(session, job_id, 0, other_tags, other_entities) is None  # not active: no verdict
+    assert counters(session, job_id) == (20, 0, 10)
 
 
 def test_failed_chunks_count_once_and_leave_the_count_when_retried(session: Session) -> None:
