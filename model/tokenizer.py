@@ -14,9 +14,9 @@ spaCy would be a dependency (spaCy a heavy one) for a dozen rules. Tokens are wh
 
 The corpus is ASCII, lower-cased, unpunctuated and split Treebank-style at every inner
 non-alphanumeric character and digit/letter boundary (``do n t``, ``1990 s``, ``spider man``,
-``u s``, ``9 11``). :func:`model_input` turns tokens into exactly such words (accents dropped); punctuation
-tokens give none, so the model never sees a character it was not trained on. A token's tag is
-its first word's (punctuation: ``O``).
+``u s``, ``9 11``). :func:`model_input` turns tokens into exactly such words (accents
+dropped); punctuation tokens give none, so the model never sees a character it was not
+trained on. A token's tag is its first word's (punctuation: ``O``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, case, cast, column, func, select, tuple_, update
+from sqlalchemy import Text, bindparam, case, cast, column, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -58,9 +58,8 @@ _CHUNK_COLUMNS = (
 _CHUNKS = _table(Chunk).c
 
 
-def _chunk_key(job_id: int, chunk_idx: int, chunks: Any = Chunk) -> tuple[Any, Any]:
-    """The WHERE clause of one chunk row, on the ORM class or (chunks=_CHUNKS) the table."""
-    return chunks.job_id == job_id, chunks.chunk_idx == chunk_idx
+def _chunk_key(job_id: int, chunk_idx: int) -> tuple[Any, Any]:
+    return _CHUNKS.job_id == job_id, _CHUNKS.chunk_idx == chunk_idx
 
 
 def _lock_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo:
@@ -264,7 +263,7 @@ def _claim_for_saving(session: Session, job_id: int, chunk_idx: int, start: int,
     takes the chunk row's lock (before the job row's, the lock order) and tells whether to go on."""
     row = session.connection().execute(
         update(_table(Chunk))
-        .where(*_chunk_key(job_id, chunk_idx, _CHUNKS), _CHUNKS.status.in_(ACTIVE),
+        .where(*_chunk_key(job_id, chunk_idx), _CHUNKS.status.in_(ACTIVE),
                _CHUNKS.start == start, _CHUNKS.stop == stop)
         .values(status="done", error=None, precision=precision, updated_at=_now(session))
         .returning(*(_CHUNKS[c.key] for c in _CHUNK_COLUMNS))
@@ -281,4 +280,3 @@ def _why_not_saved(session: Session, job_id: int, chunk_idx: int, by_idx: Mappin
     if sorted(by_idx) != list(range(chunk.start, chunk.stop)):
         raise ValueError(f"chunk {chunk_idx} of job {job_id} needs tags for sentences {chunk.start}..{chunk.stop - 1}")
     raise ValueError(f"an entity lies outside chunk {chunk_idx} of job {job_id}")
-
