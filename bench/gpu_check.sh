@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole GPU check in one call (under 8 minutes on one H100/H200): the model tests on CUDA,
-# CPU-vs-CUDA tag agreement on the 1953 test sentences, model-only throughput at several batch
-# budgets, and a 200k-sentence embedded (SQLite) job through bin/submit. Prints one JSON document.
+# The whole GPU check in one call (under 8 minutes on one H100/H200): CPU-vs-CUDA tag agreement
+# on the 1953 test sentences, model-only throughput at several batch budgets, a 200k-sentence
+# embedded (SQLite) job through bin/submit, and last the model tests that run on CUDA (tags and
+# scores independent of batch size and padding), in what is left of --budget. Prints one JSON document.
 #
-#   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job]
+#   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job] [--budget S]
 #
 # Needs only the machine's own torch, numpy and safetensors for the throughput and agreement
 # parts; seqeval for F1; pytest (+ hypothesis) for the tests; the project's worker dependencies
