@@ -6,13 +6,22 @@
 #
 #   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job] [--budget S]
 #
-# Needs only the machine's own torch, numpy and safetensors for the throughput and agreement
-# parts; seqeval for F1; pytest (+ hypothesis) for the tests; the project's worker dependencies
-# (celery, sqlalchemy, alembic, pydantic-settings, tenacity, tqdm) for the job. A part whose
-# imports are missing reports the error in its JSON entry instead of stopping the check.
+# Needs only the machine's own torch, numpy and safetensors for the throughput part; seqeval for
+# the agreement's F1; pytest (+ hypothesis) for the tests; the project's worker dependencies
+# (celery, sqlalchemy, alembic, pydantic-settings, tenacity, tqdm) for the job. Where the Python
+# lacks them, the wheels that bench/gpu_prepare.sh gathers in .whl/ (carried there with the corpus
+# and the model: it prints the call) are installed first. A part whose imports are still missing
+# reports the error in its JSON entry instead of stopping the check.
 # `--device cpu --sentences 2000` runs the same code on a CPU machine.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 export NERQ_PYTHON="${NERQ_PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# A GPU machine's own Python lacks the project's storage, queue and scoring packages: install the
+# wheels bench/gpu_prepare.sh put in .whl/ (carried there), unless this Python has them already.
+if ! "$NERQ_PYTHON" -c 'import celery, pydantic_settings, seqeval, sqlalchemy' 2>/dev/null && compgen -G '.whl/*.whl' >/dev/null; then
+  site=/tmp/nerq-site
+  "$NERQ_PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
+  export PYTHONPATH="$PYTHONPATH:$site"
+fi
 exec timeout 470 "$NERQ_PYTHON" bench/gpu_check.py "$@"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Everything bench/gpu_check.sh needs on a lent GPU machine, gathered here in the checkout (git
+# ignores each path), then the one device call to make. That machine has its own Python (3.12),
+# torch, numpy, safetensors, tqdm, scikit-learn, matplotlib and pytest, but no network, none of
+# the project's storage, queue or scoring packages, and only what travels with the checkout:
+#   .whl/                     wheels of the missing packages (the versions of this venv), for
+#                             gpu_check.sh to install first;
+#   data/mit_movie_trivia/    the corpus (found as ./data, as here: ../shared does not travel);
+#   var/gpu-model/            a copy of --model.
+#
+#   bench/gpu_prepare.sh --model DIR [--python-version 3.12]
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+model="" version=3.12
+while (($#)); do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --python-version) version=$2; shift 2 ;;
+    *) echo "gpu_prepare: unknown option $1 (use --model DIR [--python-version X.Y])" >&2; exit 2 ;;
+  esac
+done
+[[ -f $model/model.safetensors ]] || { echo "gpu_prepare: --model DIR must be a model directory (no $model/model.safetensors)" >&2; exit 2; }
+PY=${NERQ_PYTHON:-.venv/bin/python}
+quiet() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }  # this host's pip config
+
+rm -rf .whl && mkdir -p .whl
+# The project's dependencies (pyproject.toml) that the GPU image lacks, with what they need (none
+# of which is numpy or torch, which must stay the image's own), at the versions of this venv.
+needed=(sqlalchemy alembic "psycopg[binary]" "celery[redis]" redis tenacity pydantic-settings)
+platforms=(--platform manylinux2014_x86_64)
+for n in 17 24 27 28 31 34; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
+"$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >.whl/constraints.txt
+quiet "$PY" -m pip download -q --only-binary=:all: --python-version "$version" --implementation cp \
+  "${platforms[@]}" -c .whl/constraints.txt -d .whl "${needed[@]}"
+# seqeval ships only a source archive: a pure-Python wheel built here runs anywhere (its own
+# needs, numpy and scikit-learn, are on the GPU image).
+quiet "$PY" -m pip wheel -q --no-deps -c .whl/constraints.txt -w .whl seqeval
+rm .whl/constraints.txt
+if ls .whl | sed 's/-[0-9].*//' | sort | uniq -d | grep .; then
+  echo "gpu_prepare: two versions of one package in .whl: pip would refuse them" >&2; exit 1
+fi
+
+corpus=$("$PY" -c 'from model.data import find_corpus; print(find_corpus(download=False))')
+if [[ $(readlink -f "$corpus") != $(readlink -f data/mit_movie_trivia) ]]; then
+  mkdir -p data/mit_movie_trivia && cp "$corpus"/trivia10k13*.bio data/mit_movie_trivia/
+fi
+rm -rf var/gpu-model && mkdir -p var && cp -rL "$model" var/gpu-model
+
+echo "carried: $(du -shc .whl data var/gpu-model | tail -1 | cut -f1) (the limit is 64 MiB with the checkout)"
+echo 'device run: command "bench/gpu_check.sh --model var/gpu-model", carry [".whl", "data", "var/gpu-model"], timeout_s 540'
