@@ -41,10 +41,14 @@ if ls .whl | sed 's/-[0-9].*//' | sort | uniq -d | grep .; then
 fi
 
 corpus=$("$PY" -c 'from model.data import find_corpus; print(find_corpus(download=False))')
-if [[ $(readlink -f "$corpus") != $(readlink -f data/mit_movie_trivia) ]]; then
+if [[ $(readlink -f "$corpus") != "$(readlink -f data/mit_movie_trivia)" ]]; then
   mkdir -p data/mit_movie_trivia && cp "$corpus"/trivia10k13*.bio data/mit_movie_trivia/
 fi
-rm -rf var/gpu-model && mkdir -p var && cp -rL "$model" var/gpu-model
+if [[ $(readlink -f "$model") != "$(readlink -f var/gpu-model)" ]]; then
+  rm -rf var/gpu-model && mkdir -p var && cp -rL "$model" var/gpu-model
+fi
 
 echo "carried: $(du -shc .whl data var/gpu-model | tail -1 | cut -f1) (the limit is 64 MiB with the checkout)"
-echo 'device run: command "bench/gpu_check.sh --model var/gpu-model", carry [".whl", "data", "var/gpu-model"], timeout_s 540'
+# The check stops itself at 330 s (--budget 300 and 30 s to print): with a machine's start, two
+# tries fit in a session's 15 minutes of device time.
+echo 'device run: command "bench/gpu_check.sh --model var/gpu-model", carry [".whl", "data", "var/gpu-model"], timeout_s 400'
