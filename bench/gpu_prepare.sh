@@ -21,6 +21,7 @@ while (($#)); do
 done
 [[ -f $model/model.safetensors ]] || { echo "gpu_prepare: --model DIR must be a model directory (no $model/model.safetensors)" >&2; exit 2; }
 PY=${NERQ_PYTHON:-.venv/bin/python}
+[[ -x $PY ]] || { echo "gpu_prepare: no $PY: run make setup first (the wheels take its versions)" >&2; exit 2; }
 quiet() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }  # this host's pip config
 
 rm -rf .whl && mkdir -p .whl
@@ -40,7 +41,10 @@ if ls .whl | sed 's/-[0-9].*//' | sort | uniq -d | grep .; then
   echo "gpu_prepare: two versions of one package in .whl: pip would refuse them" >&2; exit 1
 fi
 
-corpus=$("$PY" -c 'from model.data import find_corpus; print(find_corpus(download=False))')
+corpus=$("$PY" -c 'from model.data import find_corpus; print(find_corpus(download=False))' 2>/dev/null) || {
+  echo "gpu_prepare: no corpus found here: set NERQ_DATA_DIR to the folder that holds trivia10k13{train,test}.bio" >&2
+  exit 2
+}
 if [[ $(readlink -f "$corpus") != "$(readlink -f data/mit_movie_trivia)" ]]; then
   mkdir -p data/mit_movie_trivia && cp "$corpus"/trivia10k13*.bio data/mit_movie_trivia/
 fi
