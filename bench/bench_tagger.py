@@ -8,8 +8,8 @@ depend on their values. ``Tagger.load(path)`` with its defaults and the referenc
 interleaved in one process (median of the rounds), so their ratio holds on a noisy machine.
 Also printed: per-stage times of our default tagger (encode, forward, decode), for a model that
 decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too; batches
-cut at least estimated cost (the CPU default) against filled in turn, in one call and in chunks
-of the worker's size; and for each precision its speed, test F1 and whether its tags depend on
+cut at least estimated cost (the step loop's default) against filled in turn (the fused LSTM's),
+in one call and in chunks of the worker's size; and for each precision its speed, test F1 and whether its tags depend on
 the batch size. With ``--baseline DIR``, another model (say the default preset's, against
 ``--preset best``'s) runs in the same rounds at its own defaults, and the ratio is printed.
 
@@ -33,6 +33,7 @@ from model import Tagger
 from model.batching import collate, plan_batches
 from model.corpus import read_corpus
 from model.data import default_test_file
+from model.defaults import CPU_STEP_COST
 from model.evaluation import score
 from model.network import decode
 from model.vocab import PAD_ID, Vocab
@@ -163,10 +164,11 @@ def main() -> None:
         taggers["viterbi"] = viterbi.tag
     if args.baseline:
         taggers["baseline"] = Tagger.load(args.baseline, "cpu").tag
-    filled = Tagger.load(args.model, "cpu")
-    filled.step_cost = None  # batches filled in turn, as before least-cost plans
-    taggers |= {"filled_in_turn": filled.tag, "chunks": in_chunks(ours.tag),
-                "chunks_filled_in_turn": in_chunks(filled.tag)}
+    plans = {"least_cost": CPU_STEP_COST, "filled_in_turn": None}  # the default is one of them
+    for plan, step_cost in plans.items():
+        planned = Tagger.load(args.model, "cpu")
+        planned.step_cost = step_cost
+        taggers |= {plan: planned.tag, f"chunks_{plan}": in_chunks(planned.tag)}
     times, stages = interleaved(taggers, sentences, ours, args.rounds)
     speed = {name: round(len(sentences) / statistics.median(ts), 1) for name, ts in times.items()}
     print(json.dumps({
@@ -178,7 +180,7 @@ def main() -> None:
         "ratio_ours_vs_reference": round(speed["ours"] / speed["reference"], 2),
         "stage_seconds": {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]},
         "decoding": decoding_row(ours, viterbi, speed, sentences, gold),
-        "batching": batching_row(speed),
+        "batching": batching_row(speed, ours.step_cost),
         "baseline": args.baseline and {"model": args.baseline, "sentences_per_s": speed["baseline"],
                                        "ratio_ours_vs_baseline": round(speed["ours"] / speed["baseline"], 3)},
         "precisions": precision_rows(precisions, speed, sentences, gold, not args.no_invariance),
@@ -191,14 +193,15 @@ def in_chunks(tag: Callable[[list[list[str]]], list[list[str]]]) -> Callable[[li
                               for t in tag(sentences[i : i + DEFAULT_CHUNK_SIZE])]
 
 
-def batching_row(speed: dict) -> dict:
-    """Batches cut at least estimated cost (the CPU default) against filled in turn, for the
-    sentences in one call and in the worker's chunks."""
-    return {"chunk_size": DEFAULT_CHUNK_SIZE} | {
-        where: {"least_cost": speed[ours], "filled_in_turn": speed[filled],
-                "ratio": round(speed[ours] / speed[filled], 3)}
-        for where, ours, filled in (("one_call", "ours", "filled_in_turn"),
-                                    ("chunks", "chunks", "chunks_filled_in_turn"))
+def batching_row(speed: dict, default_step_cost: float | None) -> dict:
+    """Batches cut at least estimated cost (the step loop's default) against filled in turn (the
+    fused LSTM's), for the sentences in one call and in the worker's chunks."""
+    return {"chunk_size": DEFAULT_CHUNK_SIZE,
+            "default": "least_cost" if default_step_cost is not None else "filled_in_turn"} | {
+        where: {"least_cost": speed[least], "filled_in_turn": speed[filled],
+                "ratio": round(speed[least] / speed[filled], 3)}
+        for where, least, filled in (("one_call", "least_cost", "filled_in_turn"),
+                                     ("chunks", "chunks_least_cost", "chunks_filled_in_turn"))
     }
 
 

@@ -6,7 +6,8 @@ is left per token is the recurrent half, run here step by step for both directio
 the backward direction reads each sentence reversed within its own length, so padding always
 comes after a sentence's last token and never reaches its states, whatever the batch holds.
 
-Precisions: ``fp32``; ``bf16`` (the recurrent matrix product in bfloat16, states and sums in
+Precisions: ``fp32``; ``bf16`` (where torch's oneDNN has bf16 kernels, oneDNN's fused LSTM:
+:class:`FusedBiLSTM`; elsewhere the recurrent matrix product in bfloat16, states and sums in
 fp32); ``int8`` (the recurrent product as int8 x int8 -> int32 with ``torch._int_mm``: ``h``
 lies in (-1, 1), so it quantizes with a fixed scale and no per-step statistics).
 """
@@ -28,11 +29,13 @@ def auto_cpu_precision() -> str:
     """What ``auto`` runs on this CPU: the fastest precision measured within 0.1 test F1 of fp32
     (bench/bench_tagger.py, 2 threads, and single-thread runs as workers use by default).
     - AMX (a 2-core Xeon): bf16, its tags differing from fp32 in 3 of 1953 test sentences;
-      ``torch._int_mm`` was slower than bf16 there.
+      ``torch._int_mm`` was slower than bf16 there. With oneDNN's fused LSTM (:class:`FusedBiLSTM`,
+      2026-12-06) bf16 ran 1.7x int8 and fp32 on two threads, one sentence differing from fp32.
     - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on one thread
       (3 interleaved runs), 0.88-1.10x on two (5 runs, median 1.09); test F1 71.61 against
       71.58 for fp32 and bf16. On Zen 5 (2026-12-06) int8 ran 1.08x bf16 on one thread (one
-      run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured.
+      run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured. Those
+      were bf16 in the step loop: bf16 in oneDNN's fused LSTM is unmeasured on these CPUs.
     - Other CPUs: fp32. On a 2-core AMD EPYC Zen 3 (AVX2 and FMA only, 2026-12-06), bf16 ran
       at 0.08x fp32 (converted in software) and int8 at 0.07x (no int8 kernel: see
       :func:`slow_precision`). A Zen 5 with ATen and oneDNN capped at AVX2 had shown int8 at
@@ -136,7 +139,7 @@ class FastBiLSTM(nn.Module):
         self.layers = [self._layer_weights(lstm, k, precision) for k in range(lstm.num_layers)]
         model.cache_char_features(word_chars)
         with torch.no_grad():
-            self.table = self._input_gates(self._word_inputs(), 0).flatten(0, 1)  # [2V, 4H]: forward, backward
+            self.table = self._input_gates(word_inputs(model), 0).flatten(0, 1)  # [2V, 4H]: forward, backward
 
     @staticmethod
     def _layer_weights(lstm: nn.LSTM, k: int, precision: str) -> tuple[torch.Tensor, torch.Tensor, RecurrentProduct]:
@@ -147,27 +150,12 @@ class FastBiLSTM(nn.Module):
         w_hh = torch.stack([get("weight_hh", d) for d in range(2)])
         return w_ih, bias, RecurrentProduct(w_hh, precision)
 
-    def _word_inputs(self) -> torch.Tensor:
-        """[V, in]: every vocabulary word's LSTM input (embedding, cached char features)."""
-        parts = [self.model.word_embed.weight]
-        if self.model.char_table is not None:
-            parts.append(self.model.char_table)
-        return torch.cat(parts, dim=1)
-
     def _input_gates(self, x: torch.Tensor, layer: int) -> torch.Tensor:
         """[..., in] -> [2, ..., 4H]: both directions' input halves."""
         w_ih, bias, _ = self.layers[layer]
         flat = x.reshape(-1, x.shape[-1])
         gates = torch.stack([torch.addmm(bias[d], flat, w_ih[d].t()) for d in range(2)])
         return gates.view(2, *x.shape[:-1], -1)
-
-    def _unknown_inputs(self, chars: torch.Tensor, n: int) -> torch.Tensor:
-        """[n, in] inputs of n unknown tokens (char ids [n, C])."""
-        model = self.model
-        parts = [model.word_embed.weight[UNK_ID].expand(n, -1)]
-        if model.chars is not None:
-            parts.append(model.chars(chars.unsqueeze(0)).squeeze(0))
-        return torch.cat(parts, dim=1)
 
     def _first_gates(self, words: torch.Tensor, chars: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
         """[T, 2, B, 4H]: table rows, the backward direction in reversed order, unknowns filled in."""
@@ -176,7 +164,7 @@ class FastBiLSTM(nn.Module):
         gates = nn.functional.embedding(rows, self.table)  # faster than index_select on CPU
         bs, ts = (words == UNK_ID).nonzero(as_tuple=True)
         if len(bs):
-            unk = self._input_gates(self._unknown_inputs(chars[bs, ts], len(bs)), 0)  # [2, n, 4H]
+            unk = self._input_gates(unknown_inputs(self.model, chars[bs, ts], len(bs)), 0)  # [2, n, 4H]
             gates[ts, 0, bs] = unk[0]
             gates[rev[bs, ts], 1, bs] = unk[1]
         return gates
@@ -192,13 +180,80 @@ class FastBiLSTM(nn.Module):
             states = recur(gates, product)
             if layer + 1 < len(self.layers):
                 outputs = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # [T, B, 2H]
-        return self._emit(states, rev).transpose(0, 1)
+        return emit(self.model, states, rev).transpose(0, 1)
 
-    def _emit(self, states: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
-        """[T, B, n_tags]: the output layer applied to each direction's half of its weights, the
-        backward one put back in order afterwards: a reversal of n_tags columns, not of 2H."""
-        emit = self.model.emit
-        forward_half, backward_half = emit.weight.chunk(2, dim=1)
-        backward = torch.matmul(states[:, 1], backward_half.t())
-        forward = torch.addmm(emit.bias, states[:, 0].flatten(0, 1), forward_half.t()).view_as(backward)
-        return forward.add_(reverse_time(backward, rev))
+
+class FusedBiLSTM(nn.Module):
+    """bf16 emission scores through oneDNN's LSTM kernel (torch's ``nn.LSTM`` in bfloat16 on CPU):
+    a step's matrix products and gate arithmetic run fused, where :class:`FastBiLSTM` dispatches a
+    dozen ops a step. Inputs, weights and the states handed on are bf16. Each direction is a one-way LSTM; the backward one reads each sentence reversed within
+    its own length, as in FastBiLSTM, so padding never reaches a sentence's states. On a 2-core
+    Xeon with AMX (2026-12-06) the recurrence ran 1.6-2.2x FastBiLSTM's in bf16 and Tagger.tag
+    1.1x on one thread, 1.3x on two; the step loop stays faster in fp32 (oneDNN's fp32 LSTM ran
+    0.7x it). Its batches are filled in turn (the Tagger's ``step_cost`` None): cut at least
+    estimated cost, as for the step loop, they ran 0.83x on one thread and 0.84x on two."""
+
+    def __init__(self, model: BiLSTMTagger, word_chars: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        model.cache_char_features(word_chars)
+        self.inputs = word_inputs(model).to(torch.bfloat16)  # [V, in]
+        lstm = model.lstm
+        self.directions = nn.ModuleList(
+            nn.ModuleList(_one_way(lstm, k, d) for d in range(2)) for k in range(lstm.num_layers))
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Emission scores [B, T, n_tags], fp32."""
+        rev = reversed_positions(lengths, words.shape[1])
+        x = nn.functional.embedding(words.t(), self.inputs)  # [T, B, in]
+        bs, ts = (words == UNK_ID).nonzero(as_tuple=True)
+        if len(bs):
+            x[ts, bs] = unknown_inputs(self.model, chars[bs, ts], len(bs)).to(x.dtype)
+        for layer, (forward, backward) in enumerate(self.directions):
+            if layer:
+                x = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # noqa: F821 - the previous layer's
+            states = torch.stack([forward(x)[0], backward(reverse_time(x, rev))[0]], dim=1)  # [T, 2, B, H]
+        return emit(self.model, states.float(), rev).transpose(0, 1)
+
+
+def _one_way(lstm: nn.LSTM, layer: int, direction: int) -> nn.LSTM:
+    """One direction (1: backward) of one layer of ``lstm`` as a one-way bf16 LSTM."""
+    suffix = f"_l{layer}" + ("_reverse" if direction else "")
+    one = nn.LSTM(lstm.input_size if layer == 0 else 2 * lstm.hidden_size, lstm.hidden_size)
+    one.load_state_dict({f"{name}_l0": getattr(lstm, name + suffix).detach()
+                         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+    return one.eval().to(torch.bfloat16)
+
+
+def cpu_emissions(model: BiLSTMTagger, word_chars: torch.Tensor, precision: str) -> nn.Module:
+    """The CPU emission network for ``precision``: bf16 runs oneDNN's fused LSTM where torch's
+    oneDNN has bf16 kernels (AVX-512 CPUs), the step loop elsewhere and in fp32 and int8."""
+    if precision == "bf16" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return FusedBiLSTM(model, word_chars)
+    return FastBiLSTM(model, word_chars, precision)
+
+
+def word_inputs(model: BiLSTMTagger) -> torch.Tensor:
+    """[V, in]: every vocabulary word's LSTM input (embedding, cached char features)."""
+    parts = [model.word_embed.weight]
+    if model.char_table is not None:
+        parts.append(model.char_table)
+    return torch.cat(parts, dim=1)
+
+
+def unknown_inputs(model: BiLSTMTagger, chars: torch.Tensor, n: int) -> torch.Tensor:
+    """[n, in] inputs of n unknown tokens (char ids [n, C])."""
+    parts = [model.word_embed.weight[UNK_ID].expand(n, -1)]
+    if model.chars is not None:
+        parts.append(model.chars(chars.unsqueeze(0)).squeeze(0))
+    return torch.cat(parts, dim=1)
+
+
+def emit(model: BiLSTMTagger, states: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    """[T, B, n_tags] from states [T, 2, B, H] (the backward direction in reversed order): the output
+    layer applied to each direction's half of its weights, the backward one put back in order
+    afterwards: a reversal of n_tags columns, not of 2H."""
+    forward_half, backward_half = model.emit.weight.chunk(2, dim=1)
+    backward = torch.matmul(states[:, 1], backward_half.t())
+    forward = torch.addmm(model.emit.bias, states[:, 0].flatten(0, 1), forward_half.t()).view_as(backward)
+    return forward.add_(reverse_time(backward, rev))

@@ -15,7 +15,7 @@ from .checkpoint import load_model_dir, read_temperature
 from .defaults import CPU_STEP_COST, CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from .devices import resolve_device
 from .forward_backward import Potentials, crf_potentials
-from .inference import FastBiLSTM, auto_cpu_precision, resolve_precision, slow_precision
+from .inference import FusedBiLSTM, auto_cpu_precision, cpu_emissions, resolve_precision, slow_precision
 from .marginals import crf_span_probabilities, softmax_span_probabilities
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
@@ -54,8 +54,6 @@ class Tagger:
         cuda = self.device.type == "cuda"
         self.batch_size = batch_size or (CUDA_BATCH_SIZE if cuda else DEFAULT_BATCH_SIZE)
         self.max_tokens = max_tokens or (CUDA_MAX_TOKENS if cuda else DEFAULT_MAX_TOKENS)
-        # CPU batches trade padding against steps; CUDA keeps full batches (unmeasured there).
-        self.step_cost = None if cuda else CPU_STEP_COST
         self.precision = resolve_precision(precision, self.device) if cache_chars else "fp32"
         self._emissions: torch.nn.Module = model
         if cache_chars:
@@ -63,7 +61,10 @@ class Tagger:
             if cuda:  # cuDNN's fused LSTM; the per-vocabulary table pays off on CPU
                 model.cache_char_features(word_chars)
             else:
-                self._emissions = FastBiLSTM(model, word_chars, self.precision)
+                self._emissions = cpu_emissions(model, word_chars, self.precision)
+        # The step loop's batches trade padding against steps; oneDNN's fused LSTM and CUDA keep
+        # full batches (model.inference.FusedBiLSTM says why; CUDA unmeasured).
+        self.step_cost = None if cuda or isinstance(self._emissions, FusedBiLSTM) else CPU_STEP_COST
 
     @classmethod
     def load(
@@ -94,7 +95,7 @@ class Tagger:
         return [encode(self.vocab, tokens) for tokens in sentences]
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 on CUDA runs the training network under autocast; on CPU FastBiLSTM does it."""
+        """bf16 on CUDA runs the training network under autocast; on CPU cpu_emissions' network does it."""
         if self.device.type == "cuda" and self.precision == "bf16":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()

@@ -1,11 +1,13 @@
-"""The CPU inference path (per-vocabulary input gates, own recurrence) against the network."""
+"""The CPU inference paths (per-vocabulary input gates and own recurrence; oneDNN's fused bf16
+LSTM) against the network."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from model.inference import FastBiLSTM, auto_cpu_precision, resolve_precision, slow_precision
+from model.inference import (FastBiLSTM, FusedBiLSTM, auto_cpu_precision, cpu_emissions, resolve_precision,
+                             slow_precision)
 from model.network import BiLSTMTagger, ModelConfig
 from model.vocab import UNK_ID
 
@@ -25,20 +27,38 @@ def random_batch(n_words: int, n_chars: int, word_chars: torch.Tensor) -> tuple[
     return words * mask, chars * mask[..., None], lengths, mask
 
 
-@pytest.mark.parametrize("layers,char_dim", [(1, 30), (2, 0)])
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
-def test_emissions_match_the_training_network(layers, char_dim, precision):
+NETWORKS = {"fp32": lambda m, wc: FastBiLSTM(m, wc, "fp32"), "bf16": lambda m, wc: FastBiLSTM(m, wc, "bf16"),
+            "int8": lambda m, wc: FastBiLSTM(m, wc, "int8"), "fused bf16": FusedBiLSTM}
+
+
+def tiny_network(layers: int, char_dim: int) -> tuple[BiLSTMTagger, torch.Tensor]:
+    """A random network (eval mode) and its vocabulary's char ids."""
     torch.manual_seed(0)
     config = ModelConfig(n_words=300, n_chars=40, tags=["O", "B-A", "I-A"], layers=layers, char_dim=char_dim)
-    model = BiLSTMTagger(config).eval()
     word_chars = torch.randint(2, 40, (300, 6))
     word_chars[:, 4:] = 0
+    return BiLSTMTagger(config).eval(), word_chars
+
+
+@pytest.mark.parametrize("layers,char_dim", [(1, 30), (2, 0)])
+@pytest.mark.parametrize("network", NETWORKS)
+def test_emissions_match_the_training_network(layers, char_dim, network):
+    """Each network on this CPU (the fused one wherever it runs: oneDNN's kernel with AVX-512, torch's
+    own bf16 LSTM without) within its precision's rounding, padding and unknown words included."""
+    model, word_chars = tiny_network(layers, char_dim)
     words, chars, lengths, mask = random_batch(300, 40, word_chars)
     with torch.inference_mode():
         expected = model(words, chars, lengths)  # no char cache yet: the char CNN on every token
-        got = FastBiLSTM(model, word_chars, precision)(words, chars, lengths)
-    assert got.shape == expected.shape
-    assert (got - expected)[mask].abs().max() < TOLERANCE[precision]
+        got = NETWORKS[network](model, word_chars)(words, chars, lengths)
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert (got - expected)[mask].abs().max() < TOLERANCE[network.split()[-1]]
+
+
+def test_bf16_runs_fused_where_onednn_has_bf16_kernels():
+    model, word_chars = tiny_network(1, 30)
+    chosen = {p: type(cpu_emissions(model, word_chars, p)) for p in ("fp32", "bf16", "int8")}
+    fused = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert chosen == {"fp32": FastBiLSTM, "bf16": FusedBiLSTM if fused else FastBiLSTM, "int8": FastBiLSTM}
 
 
 @pytest.mark.parametrize("amx,bf16,vnni,expected", [
