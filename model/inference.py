@@ -5,11 +5,13 @@ is computed once per vocabulary word into a table (unknown words still run the c
 is left per token is the recurrent half, run here step by step for both directions at once:
 the backward direction reads each sentence reversed within its own length, so padding always
 comes after a sentence's last token and never reaches its states, whatever the batch holds.
+:class:`FusedBiLSTM`, bf16 where the CPU has it, keeps no table: oneDNN's fused LSTM kernel
+computes both halves per token, and still reads the backward direction the same way.
 
-Precisions: ``fp32``; ``bf16`` (where torch's oneDNN has bf16 kernels, oneDNN's fused LSTM:
-:class:`FusedBiLSTM`; elsewhere the recurrent matrix product in bfloat16, states and sums in
-fp32); ``int8`` (the recurrent product as int8 x int8 -> int32 with ``torch._int_mm``: ``h``
-lies in (-1, 1), so it quantizes with a fixed scale and no per-step statistics).
+Precisions: ``fp32``; ``bf16`` (oneDNN's fused LSTM where bf16 is native, :func:`fused_bf16`;
+elsewhere the recurrent matrix product in bfloat16, states and sums in fp32); ``int8`` (the
+recurrent product as int8 x int8 -> int32 with ``torch._int_mm``: ``h`` lies in (-1, 1), so it
+quantizes with a fixed scale and no per-step statistics).
 """
 
 from __future__ import annotations
@@ -186,18 +188,21 @@ class FastBiLSTM(nn.Module):
 class FusedBiLSTM(nn.Module):
     """bf16 emission scores through oneDNN's LSTM kernel (torch's ``nn.LSTM`` in bfloat16 on CPU):
     a step's matrix products and gate arithmetic run fused, where :class:`FastBiLSTM` dispatches a
-    dozen ops a step. Inputs, weights and the states handed on are bf16. Each direction is a one-way LSTM; the backward one reads each sentence reversed within
-    its own length, as in FastBiLSTM, so padding never reaches a sentence's states. On a 2-core
-    Xeon with AMX (2026-12-06) the recurrence ran 1.6-2.2x FastBiLSTM's in bf16 and Tagger.tag
-    1.1x on one thread, 1.3x on two; the step loop stays faster in fp32 (oneDNN's fp32 LSTM ran
-    0.7x it). Its batches are filled in turn (the Tagger's ``step_cost`` None): cut at least
-    estimated cost, as for the step loop, they ran 0.83x on one thread and 0.84x on two."""
+    dozen ops a step. Inputs, weights and the states handed on are bf16. Each direction is a
+    one-way LSTM; the backward one reads each sentence reversed within its own length, as in
+    FastBiLSTM, so padding never reaches a sentence's states. On a 2-core Xeon with AMX
+    (2026-12-06) the recurrence ran 1.6-2.2x FastBiLSTM's in bf16, and Tagger.tag 1.39x the
+    step loop's bf16 on one thread, 1.49-1.61x on two; the step loop stays faster in fp32
+    (oneDNN's fp32 LSTM ran 0.7x it). Its batches are filled in turn (the Tagger's ``step_cost``
+    None): cut at least estimated cost, as for the step loop, they ran 0.81-0.83x in one call
+    and 0.91-0.95x in chunks of 1000."""
 
     def __init__(self, model: BiLSTMTagger, word_chars: torch.Tensor) -> None:
         super().__init__()
         self.model = model
         model.cache_char_features(word_chars)
-        self.inputs = word_inputs(model).to(torch.bfloat16)  # [V, in]
+        with torch.no_grad():
+            self.inputs = word_inputs(model).to(torch.bfloat16)  # [V, in]
         lstm = model.lstm
         self.directions = nn.ModuleList(
             nn.ModuleList(_one_way(lstm, k, d) for d in range(2)) for k in range(lstm.num_layers))
@@ -210,8 +215,8 @@ class FusedBiLSTM(nn.Module):
         if len(bs):
             x[ts, bs] = unknown_inputs(self.model, chars[bs, ts], len(bs)).to(x.dtype)
         for layer, (forward, backward) in enumerate(self.directions):
-            if layer:
-                x = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # noqa: F821 - the previous layer's
+            if layer:  # the previous layer's states, both in order
+                x = torch.cat([states[:, 0], reverse_time(states[:, 1], rev)], dim=2)  # noqa: F821
             states = torch.stack([forward(x)[0], backward(reverse_time(x, rev))[0]], dim=1)  # [T, 2, B, H]
         return emit(self.model, states.float(), rev).transpose(0, 1)
 
@@ -225,10 +230,17 @@ def _one_way(lstm: nn.LSTM, layer: int, direction: int) -> nn.LSTM:
     return one.eval().to(torch.bfloat16)
 
 
+def fused_bf16() -> bool:
+    """Whether bf16 runs oneDNN's fused LSTM on this CPU: where bf16 is native (AMX or
+    AVX512-BF16; measured with AMX only) and torch's oneDNN has bf16 kernels. Elsewhere (Ice
+    Lake, AVX2) bf16 stays in the step loop, whose figures there are measured."""
+    return slow_precision("bf16") is None and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def cpu_emissions(model: BiLSTMTagger, word_chars: torch.Tensor, precision: str) -> nn.Module:
-    """The CPU emission network for ``precision``: bf16 runs oneDNN's fused LSTM where torch's
-    oneDNN has bf16 kernels (AVX-512 CPUs), the step loop elsewhere and in fp32 and int8."""
-    if precision == "bf16" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    """The CPU emission network for ``precision``: :class:`FusedBiLSTM` for bf16 where
+    :func:`fused_bf16`, else the step loop (:class:`FastBiLSTM`)."""
+    if precision == "bf16" and fused_bf16():
         return FusedBiLSTM(model, word_chars)
     return FastBiLSTM(model, word_chars, precision)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.inference import (FastBiLSTM, FusedBiLSTM, auto_cpu_precision, cpu_emissions, resolve_precision,
-                             slow_precision)
+from model import Tagger
+from model.defaults import CPU_STEP_COST
+from model.inference import (FastBiLSTM, FusedBiLSTM, auto_cpu_precision, cpu_emissions, fused_bf16,
+                             resolve_precision, slow_precision)
 from model.network import BiLSTMTagger, ModelConfig
 from model.vocab import UNK_ID
 
@@ -54,11 +56,18 @@ def test_emissions_match_the_training_network(layers, char_dim, network):
     assert (got - expected)[mask].abs().max() < TOLERANCE[network.split()[-1]]
 
 
-def test_bf16_runs_fused_where_onednn_has_bf16_kernels():
+def test_bf16_runs_fused_where_it_is_native():
     model, word_chars = tiny_network(1, 30)
     chosen = {p: type(cpu_emissions(model, word_chars, p)) for p in ("fp32", "bf16", "int8")}
-    fused = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert chosen == {"fp32": FastBiLSTM, "bf16": FusedBiLSTM if fused else FastBiLSTM, "int8": FastBiLSTM}
+    assert chosen == {"fp32": FastBiLSTM, "bf16": FusedBiLSTM if fused_bf16() else FastBiLSTM, "int8": FastBiLSTM}
+    assert fused_bf16() == (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_the_fused_network_fills_batches_in_turn_the_step_loop_cuts_them_at_least_cost(tiny_model, precision):
+    tagger = Tagger.load(tiny_model, "cpu", precision=precision)
+    fused = precision == "bf16" and fused_bf16()
+    assert tagger.step_cost == (None if fused else CPU_STEP_COST)
 
 
 @pytest.mark.parametrize("amx,bf16,vnni,expected", [
