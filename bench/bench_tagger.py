@@ -9,8 +9,8 @@ interleaved in one process (median of the rounds), so their ratio holds on a noi
 Also printed: per-stage times of our default tagger (encode, forward, decode), for a model that
 decodes spans (model.span_decoding) the same weights decoded by Viterbi, interleaved too; batches
 cut at least estimated cost (the step loop's default) against filled in turn (the fused LSTM's),
-in one call and in chunks of the worker's size; and for each precision its speed, test F1 and whether its tags depend on
-the batch size. With ``--baseline DIR``, another model (say the default preset's, against
+in one call and in chunks of the worker's size; and for each precision its speed, test F1 and
+whether its tags depend on the batch size. With ``--baseline DIR``, another model (say the default preset's, against
 ``--preset best``'s) runs in the same rounds at its own defaults, and the ratio is printed.
 
     bin/_python bench/bench_tagger.py --model var/models/current [--rounds 7] [--threads 2] [--baseline DIR]
