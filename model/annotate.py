@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from .spans import Span, bio_spans
-from .tokenizer import ModelInput, Token, align, model_input, token_tags, word_range
+from .tokenizer import ModelInput, model_input, token_starts, token_tags, word_range
 
 if TYPE_CHECKING:  # a tagger is passed in: preparing input (bin/results, bin/submit) needs no torch
     from .tagger import Tagger
@@ -37,7 +37,7 @@ class Annotated(NamedTuple):
 class Prepared(NamedTuple):
     tokens: list[str]
     source: str  # the original line, or the tokens joined by spaces
-    offsets: list[Token]
+    starts: list[int]  # where each token starts in source
     inp: ModelInput | None  # None: the model sees the tokens themselves
 
     @property
@@ -45,33 +45,40 @@ class Prepared(NamedTuple):
         return self.inp.words if self.inp is not None else self.tokens
 
 
+class TokenTags(NamedTuple):
+    """The model's word tags read on the sentence's tokens: a tag per token, and its entities."""
+
+    tags: list[str]
+    spans: list[Span]  # token positions
+
+
 def prepare(tokens: Sequence[str], text: str | None = None) -> Prepared:
     """``text``: the line the tokens were cut from (raw-text input), or None for given tokens."""
     source = text if text is not None else " ".join(tokens)
-    offsets = align(tokens, source)
-    return Prepared(list(tokens), source, offsets, model_input(offsets) if text is not None else None)
+    inp = model_input(tokens) if text is not None else None
+    return Prepared(list(tokens), source, token_starts(tokens, source), inp)
 
 
-def _token_tags(p: Prepared, word_tags: Sequence[str]) -> list[str]:
-    return token_tags(p.inp, word_tags, len(p.tokens)) if p.inp is not None else list(word_tags)
+def on_tokens(p: Prepared, word_tags: Sequence[str]) -> TokenTags:
+    tags = token_tags(p.inp, word_tags, len(p.tokens)) if p.inp is not None else list(word_tags)
+    return TokenTags(tags, bio_spans(tags))
 
 
-def scored_spans(p: Prepared, word_tags: Sequence[str]) -> list[Span]:
+def scored_spans(p: Prepared, read: TokenTags) -> list[Span]:
     """Each entity of the sentence as the model's word positions: the spans to score."""
-    spans = bio_spans(_token_tags(p, word_tags))
     if p.inp is None:
-        return spans
-    return [Span(s.label, *word_range(p.inp, s.start, s.end)) for s in spans]
+        return read.spans
+    return [Span(s.label, *word_range(p.inp, s.start, s.end)) for s in read.spans]
 
 
-def annotate(p: Prepared, word_tags: Sequence[str], scores: Sequence[float]) -> Annotated:
+def annotate(p: Prepared, read: TokenTags, scores: Sequence[float]) -> Annotated:
     """Token tags and entities; ``scores`` are those of :func:`scored_spans`, in its order."""
-    tags = _token_tags(p, word_tags)
     entities = []
-    for span, score in zip(bio_spans(tags), scores, strict=True):
-        start, end = p.offsets[span.start].start, p.offsets[span.end - 1].end
+    for span, score in zip(read.spans, scores, strict=True):
+        start = p.starts[span.start]
+        end = p.starts[span.end - 1] + len(p.tokens[span.end - 1])
         entities.append(Entity(span.label, span.start, span.end, start, end, p.source[start:end], score))
-    return Annotated(tags, entities)
+    return Annotated(read.tags, entities)
 
 
 def iter_annotated(
@@ -82,10 +89,14 @@ def iter_annotated(
     first, all ``O``; then the tagger's batches."""
     silent = [i for i, p in enumerate(prepared) if not p.words]
     if silent:
-        yield silent, [annotate(prepared[i], [], []) for i in silent]
+        yield silent, [annotate(prepared[i], on_tokens(prepared[i], []), []) for i in silent]
     seen = [i for i, p in enumerate(prepared) if p.words]
     encoded = tagger.encode([prepared[i].words for i in seen])
-    spans_of = lambda k, tags: scored_spans(prepared[seen[k]], tags)  # noqa: E731
-    for batch, tags, scores in tagger.iter_scored(encoded, spans_of, batch_size, max_tokens):
-        positions = [seen[k] for k in batch]
-        yield positions, [annotate(prepared[i], t, s) for i, t, s in zip(positions, tags, scores)]
+    read: dict[int, TokenTags] = {}  # by position in seen, from scoring until annotated
+
+    def spans_of(k: int, word_tags: list[str]) -> list[Span]:  # (may run on several threads)
+        read[k] = on_tokens(prepared[seen[k]], word_tags)
+        return scored_spans(prepared[seen[k]], read[k])
+
+    for batch, _, scores in tagger.iter_scored(encoded, spans_of, batch_size, max_tokens):
+        yield [seen[k] for k in batch], [annotate(prepared[seen[k]], read.pop(k), s) for k, s in zip(batch, scores)]

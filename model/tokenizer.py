@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
+from itertools import accumulate, chain
 from typing import NamedTuple
 
 TITLES = ("mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "gen", "lt", "sgt", "capt", "col")
@@ -135,14 +136,13 @@ def corpus_words(text: str) -> tuple[str, ...]:
     return tuple(_WORD_PIECES.findall(text))
 
 
-def model_input(tokens: Sequence[Token]) -> ModelInput:
-    words: list[str] = []
-    owners: list[int] = []
-    for i, token in enumerate(tokens):
-        pieces = corpus_words(token.text)
-        words += pieces
-        owners += [i] * len(pieces)
-    return ModelInput(words, owners)
+def model_input(texts: Sequence[str]) -> ModelInput:
+    """The words the model sees for the tokens ``texts``, each with the token it came from."""
+    pieces = list(map(corpus_words, texts))
+    words = list(chain.from_iterable(pieces))
+    if len(words) == len(pieces) and all(pieces):  # a word per token, as in most queries
+        return ModelInput(words, list(range(len(words))))
+    return ModelInput(words, [i for i, p in enumerate(pieces) for _ in p])
 
 
 def token_tags(inp: ModelInput, word_tags: Sequence[str], n_tokens: int) -> list[str]:
@@ -167,19 +167,26 @@ def token_tags(inp: ModelInput, word_tags: Sequence[str], n_tokens: int) -> list
     return tags
 
 
-def align(tokens: Sequence[str], line: str) -> list[Token]:
-    """Stored tokens back to their offsets in ``line``, each found after the one before: they
-    were cut from it in order with only whitespace between, so this needs neither the tokenizer
+def token_starts(tokens: Sequence[str], line: str) -> list[int]:
+    """Where each stored token starts in ``line``, each found after the one before: they were
+    cut from it in order with only whitespace between, so this needs neither the tokenizer
     (old jobs stay readable whatever its rules become) nor stored offsets."""
-    out: list[Token] = []
+    if tokens and " ".join(tokens) == line:  # one space between tokens, as in most lines: no search
+        return list(accumulate((len(t) + 1 for t in tokens[:-1]), initial=0))
+    starts: list[int] = []
     at = 0
     for text in tokens:
         start = line.find(text, at)
         if start < 0:
             raise ValueError(f"token {text!r} is not in the line after character {at}")
         at = start + len(text)
-        out.append(Token(text, start, at))
-    return out
+        starts.append(start)
+    return starts
+
+
+def align(tokens: Sequence[str], line: str) -> list[Token]:
+    """Stored tokens with their offsets in ``line`` (see :func:`token_starts`)."""
+    return [Token(text, start, start + len(text)) for text, start in zip(tokens, token_starts(tokens, line))]
 
 
 def word_range(inp: ModelInput, token_start: int, token_end: int) -> tuple[int, int]:

@@ -226,14 +226,16 @@ def take_over_job(session: Session, job_id: int, owner: str, previous: str | Non
 def finish_job_if_complete(session: Session, job_id: int) -> str | None:
     """Once every sentence is done or failed, set the job done (failed if any chunk failed).
     Returns the new status to the one caller that finished the job, None to everyone else:
-    the check and the change are one UPDATE on the job row, which concurrent writers take in turn."""
+    the check and the change are one UPDATE on the job row, which concurrent writers take in
+    turn. On the connection, as after every chunk a worker saves (an ORM UPDATE costs twice as much)."""
+    jobs = _table(Job).c
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE), Job.n_done + Job.n_failed >= Job.n_sentences)
-        .values(status=case((Job.n_failed > 0, "failed"), else_="done"), finished_at=utcnow())
-        .returning(Job.status)
+        update(_table(Job))
+        .where(jobs.id == job_id, jobs.status.in_(ACTIVE), jobs.n_done + jobs.n_failed >= jobs.n_sentences)
+        .values(status=case((jobs.n_failed > 0, "failed"), else_="done"), finished_at=utcnow())
+        .returning(jobs.status)
     )
-    return session.execute(stmt).scalar_one_or_none()
+    return session.connection().execute(stmt).scalar_one_or_none()
 
 
 def cancel_job(session: Session, job_id: int) -> bool:

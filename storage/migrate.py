@@ -26,7 +26,7 @@ __all__ = ["SchemaMismatch", "current_revision", "ensure_schema", "head_revision
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision (a test checks it is Alembic's head): a command starting on an
 # up-to-date database compares against it and never imports Alembic (a third of its start-up).
-HEAD = "0008"
+HEAD = "0009"
 # One PostgreSQL advisory lock id for "migrating nerqueue's schema", held for the transaction.
 PG_LOCK_ID = zlib.crc32(b"nerqueue.storage.migrate")
 

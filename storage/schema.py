@@ -130,6 +130,8 @@ class Sentence(Base):
     of raw-text input (its tokens were cut from it in order); NULL for pre-tokenized input."""
 
     __tablename__ = "sentences"
+    # Room for each row's tags beside it: the worker's UPDATE stays on the page (migration 0009).
+    __table_args__ = {"postgresql_with": {"fillfactor": 30}}
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)

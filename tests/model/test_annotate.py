@@ -9,7 +9,7 @@ import json
 import pytest
 
 from model import Tagger
-from model.annotate import annotate, iter_annotated, prepare, scored_spans
+from model.annotate import annotate, iter_annotated, on_tokens, prepare, scored_spans
 from model.corpus import read_sentences
 from model.spans import Span
 from model.tokenizer import align, tokenize
@@ -49,8 +49,10 @@ def test_raw_text_entities_point_into_the_line_and_are_scored_on_model_words():
     p = prepare([t.text for t in tokenize(line)], line)
     assert p.words == ["films", "directed", "by", "steven", "spielberg", "s", "son"]
     word_tags = ["O", "O", "O", "B-Director", "I-Director", "O", "B-Relationship"]
-    assert scored_spans(p, word_tags) == [Span("Director", 3, 5), Span("Relationship", 6, 7)]
-    tags, entities = annotate(p, word_tags, [0.9, 0.4])
+    read = on_tokens(p, word_tags)
+    assert read.spans == [Span("Director", 3, 5), Span("Relationship", 6, 7)]  # tokens: 's is the 6th
+    assert scored_spans(p, read) == [Span("Director", 3, 5), Span("Relationship", 6, 7)]  # words: s is the 6th
+    tags, entities = annotate(p, read, [0.9, 0.4])
     assert tags == ["O", "O", "O", "B-Director", "I-Director", "O", "B-Relationship", "O"]
     assert [(e.text, e.char_start, e.char_end, e.score) for e in entities] == [
         ("Steven Spielberg", 18, 34, 0.9), ("son", 37, 40, 0.4)]
@@ -60,7 +62,7 @@ def test_raw_text_entities_point_into_the_line_and_are_scored_on_model_words():
 def test_given_tokens_are_seen_as_they_are_with_offsets_in_the_joined_tokens():
     p = prepare(["jaws", "by", "steven", "spielberg"])
     assert p.words == p.tokens and p.source == "jaws by steven spielberg"
-    tags, entities = annotate(p, ["B-Title", "O", "B-Director", "I-Director"], [0.5, 0.75])
+    tags, entities = annotate(p, on_tokens(p, ["B-Title", "O", "B-Director", "I-Director"]), [0.5, 0.75])
     assert [(e.text, e.char_start, e.char_end) for e in entities] == [("jaws", 0, 4), ("steven spielberg", 8, 24)]
 
 
@@ -76,7 +78,8 @@ def test_typed_queries_through_the_tagger(tiny_model):
     for i, line in enumerate(TYPED):
         tags, entities = out[i]
         assert len(tags) == len(prepared[i].tokens)
-        assert tags == annotate(prepared[i], word_tags[i], [e.score for e in entities]).tags
+        assert tags == on_tokens(prepared[i], word_tags[i]).tags
+        assert [(e.label, e.start, e.end) for e in entities] == on_tokens(prepared[i], word_tags[i]).spans
         for e in entities:
             assert line[e.char_start : e.char_end] == e.text and e.text == e.text.strip()
             assert 0.0 <= e.score <= 1.0

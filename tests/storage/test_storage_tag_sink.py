@@ -4,11 +4,12 @@ executemany on SQLite): what it stores must be exactly what one UPDATE per sente
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import String, cast, select, update
+from sqlalchemy import String, cast, select, text, update
 from sqlalchemy.orm import Session
 
 import storage
 from storage.schema import Chunk, Entity, Sentence, utcnow
+from tests.support.scratch import scratch_database
 
 TOKENS = ["naïve", "東京", "🎬", "o'brien", '"quoted"', "back\\slash", "tab\there", "O"]
 TAGS = ["O", "B-Actor", "I-Actor", "B-Título", "I-Título", "O", "B-Year", "O"]
@@ -91,3 +92,20 @@ def test_the_precision_is_recorded_per_chunk_and_per_job(db_url: str) -> None:
         assert storage.job_progress(s, mixed).precision == "mixed"
         chunks = s.execute(select(Chunk.precision).where(Chunk.job_id == mixed).order_by(Chunk.chunk_idx)).scalars()
         assert list(chunks) == saves[mixed]
+
+
+def test_tags_are_written_beside_their_sentences_on_postgresql() -> None:
+    """Migration 0009 leaves room on each page (fillfactor 30): saving a chunk's tags moves no
+    sentence row to another page (a heap-only update, with no new primary key entry)."""
+    with scratch_database("postgresql") as url:
+        with storage.session_scope(url) as s:
+            job_id = new_job(s, 600)
+            storage.create_chunks(s, job_id, 600)
+        pages = text("SELECT idx, (ctid::text::point)[0] FROM sentences WHERE job_id = :job ORDER BY idx")
+        with storage.session_scope(url) as s:
+            before = s.execute(pages, {"job": job_id}).all()
+            tags = [(i, example(i)[1]) for i in range(600)]
+            assert storage.save_tagged_chunk(s, job_id, 0, tags, []) == 600
+        with storage.session_scope(url) as s:
+            assert s.execute(pages, {"job": job_id}).all() == before
+            assert len({page for _, page in before}) > 1  # the rows fill several pages
