@@ -213,6 +213,7 @@ def test_job_progress_and_status(session: Session) -> None:
     assert progress.chunks == {"done": 1, "failed": 1, "queued": 1}
     assert progress.chunk_errors == [(1, "boom")]
     assert progress.started_at is not None and progress.finished_at is None
+    assert storage.job_counts(session, job_id) == ("running", 10, 10)  # what bin/submit --wait polls
 
     storage.set_job_status(session, job_id, "failed", error="worker lost")
     job = storage.get_job(session, job_id)
@@ -221,6 +222,8 @@ def test_job_progress_and_status(session: Session) -> None:
         storage.set_job_status(session, job_id, "paused")
     with pytest.raises(storage.NotFound):
         storage.job_progress(session, job_id + 100)
+    with pytest.raises(storage.NotFound):
+        storage.job_counts(session, job_id + 100)
 
 
 def test_list_jobs_newest_first(session: Session) -> None:

@@ -142,7 +142,7 @@ def test_interrupted_local_submit_leaves_no_live_job(tmp_path, queries_file, tin
     from tests.support.procs import BIN
 
     big = tmp_path / "big.txt"
-    big.write_text(queries_file.read_text() * 30)
+    big.write_text(queries_file.read_text() * 100)  # tagging outlasts the checks below, on a fast machine too
     db = tmp_path / "int.db"
     env = {**os.environ, "NERQ_PYTHON": sys.executable, "NERQ_DATABASE_URL": f"sqlite:///{db}",
            "NERQ_MODEL": str(tiny_model), "NERQ_BROKER_URL": ""}

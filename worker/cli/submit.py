@@ -46,15 +46,16 @@ def parser() -> argparse.ArgumentParser:
 
 def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.1) -> dict:
     """Show progress until the job ends, or the timeout passes: returns its last state. Each
-    poll is a few small queries (the job, its chunk counts); a short poll lets a script go on
-    as soon as its job is done."""
+    poll reads the job's row alone (its whole state only at the end); a short poll lets a
+    script go on as soon as its job is done."""
     deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
         while True:
-            state = read_progress(job_id)
-            bar.update(state["n_done"] + state["n_failed"] - bar.n)
-            if state["status"] in storage.FINISHED or (deadline and time.monotonic() > deadline):
-                return state
+            with storage.session_scope() as session:
+                counts = storage.job_counts(session, job_id)
+            bar.update(counts.n_done + counts.n_failed - bar.n)
+            if counts.status in storage.FINISHED or (deadline and time.monotonic() > deadline):
+                return read_progress(job_id)
             time.sleep(poll)
 
 
