@@ -39,6 +39,7 @@ from tests.support.metrics import scrape
 from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
 from worker.registry import freeze_long_lived
+from worker.settings import DEFAULT_CHUNK_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
@@ -163,8 +164,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="bin/worker processes")
     p.add_argument("--concurrency", type=int, help="each worker's --concurrency (default: its own default)")
     p.add_argument("--torch-threads", type=int, help="NERQ_TORCH_THREADS for the workers (default: unset)")
-    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[1000],
-                   help="one end-to-end run per chunk size, same workers")
+    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[DEFAULT_CHUNK_SIZE],
+                   help=f"one end-to-end run per chunk size, same workers (default {DEFAULT_CHUNK_SIZE}, bin/submit's)")
     p.add_argument("--in-process-sentences", type=int, default=20_000, help="sentences of each in-process timing")
     p.add_argument("--rss-sentences", type=int, default=1_000_000, help="bin/submit's memory run (0: skip it)")
     p.add_argument("--redis", default=os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/12"))
