@@ -49,7 +49,7 @@ def test_values_are_read_and_empty_means_unset(clean_env: pytest.MonkeyPatch):
     clean_env.setenv("NERQ_EVAL_SETS", " a.bio, ,b.bio ")
     clean_env.setenv("NERQ_METRICS_PORT", "9100")
     settings = Settings.from_env()
-    assert (settings.model, settings.model_set, settings.chunk_size) == ("var/models/current", False, 1000)
+    assert (settings.model, settings.model_set, settings.chunk_size) == ("var/models/current", False, 2000)
     assert (settings.eval_sets, settings.metrics_port) == (("a.bio", "b.bio"), 9100)
     clean_env.setenv("NERQ_MODEL", "var/models/current")  # given, even as the default: it wins over a promotion
     assert Settings.from_env().model_set
