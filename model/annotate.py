@@ -95,8 +95,8 @@ def iter_annotated(
     read: dict[int, TokenTags] = {}  # by position in seen, from scoring until annotated
 
     def spans_of(k: int, word_tags: list[str]) -> list[Span]:  # (may run on several threads)
-        read[k] = on_tokens(prepared[seen[k]], word_tags)
-        return scored_spans(prepared[seen[k]], read[k])
+        tags = read[k] = on_tokens(prepared[seen[k]], word_tags)
+        return scored_spans(prepared[seen[k]], tags)
 
     for batch, _, scores in tagger.iter_scored(encoded, spans_of, batch_size, max_tokens):
         yield [seen[k] for k in batch], [annotate(prepared[seen[k]], read.pop(k), s) for k, s in zip(batch, scores)]

@@ -2,8 +2,8 @@
 PostgreSQL). Open a transaction with session_scope() and pass its session to the functions
 here, which never commit themselves, so callers choose the transaction. Records users create
 (ModelVersion, Job, EvaluationRun) come back as ORM rows; state read for a decision or a
-display (ChunkInfo, JobProgress) as frozen dataclasses. The schema is documented for users in
-docs/sql.md. Never imports model.
+display (ChunkInfo, JobProgress) as frozen dataclasses, what is polled (JobCounts) as a tuple.
+The schema is documented for users in docs/sql.md. Never imports model.
 
 One module per room: models (model versions), jobs (jobs, sentences, job state and results),
 chunks (the chunk state machine), evaluations (evaluation runs). Each module's __all__ is

@@ -103,18 +103,16 @@ def _move_chunk(
     status: str,
     allowed_from: Collection[str],
     error: str | None = None,
-    attempt: bool = False,
 ) -> ChunkInfo | None:
     """Set a chunk's status if it is in one of allowed_from (None, and no change, if not),
-    moving jobs.n_failed with it; the one way every status change but `done` goes."""
+    moving jobs.n_failed with it; the one way every status change goes but `done` and a
+    claim (claim_chunk: queued or running to running moves no counter)."""
     old = _lock_chunk(session, job_id, chunk_idx)
     if old.status not in allowed_from:
         return None
-    values: dict[str, Any] = {"status": status, "error": error}
-    if attempt:
-        values["attempts"] = Chunk.attempts + 1
     row = session.execute(
-        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(**values).returning(*_CHUNK_COLUMNS)
+        update(Chunk).where(*_chunk_key(job_id, chunk_idx)).values(status=status, error=error)
+        .returning(*_CHUNK_COLUMNS)
     ).one()
     _add_to_counters(session, job_id, failed=_failed_delta(old.status, status, old.size))
     return ChunkInfo(**row._mapping)

@@ -20,7 +20,7 @@ from .bulk import insert_rows
 from .schema import JOB_STATUSES, Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
-    "EntityRow", "JobProgress", "SentenceInput", "SentenceResult", "add_sentences", "cancel_job",
+    "EntityRow", "JobCounts", "JobProgress", "SentenceInput", "SentenceResult", "add_sentences", "cancel_job",
     "create_chunks", "create_job", "finish_job_if_complete", "get_job", "iter_job_entities",
     "iter_job_results", "iter_job_sentences", "job_counts", "job_progress", "list_jobs", "load_chunk_sentences",
     "set_job_status", "take_over_job", "unfinished_chunks",

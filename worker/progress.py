@@ -1,5 +1,5 @@
-"""A job's state as one JSON-ready dict: what bin/status --json and bin/submit --json print,
-and what bin/submit --wait polls."""
+"""A job's state as one JSON-ready dict: what bin/status --json and bin/submit --json print
+(bin/submit --wait polls the job's counters alone, storage.job_counts, and reads this at the end)."""
 
 from __future__ import annotations
 

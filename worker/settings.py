@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
 
 def _describe(error: dict) -> str:
-    """`NERQ_CHUNK_SIZE='abc': input should be a valid integer (unset: 1000)`."""
+    """`NERQ_CHUNK_SIZE='abc': input should be a valid integer (unset: 2000)`."""
     name = str(error["loc"][0]) if error["loc"] else "?"
     default = Settings.model_fields[name].default if name in Settings.model_fields else None
     unset = f" (unset: {default})" if default not in (None, ()) else ""

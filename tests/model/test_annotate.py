@@ -57,6 +57,11 @@ def test_raw_text_entities_point_into_the_line_and_are_scored_on_model_words():
     assert [(e.text, e.char_start, e.char_end, e.score) for e in entities] == [
         ("Steven Spielberg", 18, 34, 0.9), ("son", 37, 40, 0.4)]
     assert all(line[e.char_start : e.char_end] == e.text for e in entities)
+    # A token of two words ("1970s": 1970, s) moves every later entity one word on.
+    later = prepare(["1970s", "films", "by", "Steven", "Spielberg"], "1970s films by Steven Spielberg")
+    read = on_tokens(later, ["B-Year", "I-Year", "O", "O", "B-Director", "I-Director"])
+    assert read.spans == [Span("Year", 0, 1), Span("Director", 3, 5)]
+    assert scored_spans(later, read) == [Span("Year", 0, 2), Span("Director", 4, 6)]
 
 
 def test_given_tokens_are_seen_as_they_are_with_offsets_in_the_joined_tokens():
