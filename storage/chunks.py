@@ -140,8 +140,8 @@ def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | No
         return None
     jobs = _table(Job).c
     session.connection().execute(
-        update(_table(Job)).where(jobs.id == job_id, jobs.status == "queued").values(status="running",
-                                                                                     started_at=utcnow()))
+        update(_table(Job)).where(jobs.id == job_id, jobs.status == "queued")
+        .values(status="running", started_at=utcnow()))
     _beat_job(session, job_id)
     return ChunkInfo(**row._mapping)
 

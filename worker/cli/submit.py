@@ -33,7 +33,8 @@ def parser() -> argparse.ArgumentParser:
                         'jsonl: {"tokens": [...]} or {"text": "..."} per line')
     p.add_argument("--name", help="job name (default: the file name)")
     p.add_argument("--model", help="model directory (default: $NERQ_MODEL, else the promoted version, else var/models/current)")
-    p.add_argument("--chunk-size", type=positive_int, help=f"sentences per task (default: $NERQ_CHUNK_SIZE or {DEFAULT_CHUNK_SIZE})")
+    p.add_argument("--chunk-size", type=positive_int,
+                   help=f"sentences per task (default: $NERQ_CHUNK_SIZE or {DEFAULT_CHUNK_SIZE})")
     p.add_argument("--queue", default=DEFAULT_QUEUE,
                    help=f"Celery queue to route this job to, e.g. gpu or cpu (default {DEFAULT_QUEUE})")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
