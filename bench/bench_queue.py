@@ -13,6 +13,7 @@ its peak RSS. Prints one JSON object.
 
     bin/_python bench/bench_queue.py --model var/models/current [--sentences 100000]
     bin/_python bench/bench_queue.py --sentences 20000 --concurrency 1 --rss-sentences 0  # two one-process workers
+    bin/_python bench/bench_queue.py --precision fp32  # both sides as `auto` runs on a CPU without bf16 or VNNI
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file
+from model.defaults import PRECISION_CHOICES
 from tests.support.metrics import scrape
 from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
@@ -52,11 +54,11 @@ def write_queries(path: Path, queries: list[str], n: int) -> None:
             f.write(queries[i % len(queries)] + "\n")
 
 
-def in_process_rate(model: str, queries: list[str], n: int) -> dict[str, float]:
+def in_process_rate(model: str, queries: list[str], n: int, precision: str) -> dict[str, float]:
     """Tagger.tag's rate with all cores and with one thread: on a machine other jobs load,
     spinning OpenMP threads can make all cores the slower, so the ratio is against the better.
     The model is frozen out of the garbage collector's scans, as in bin/tag and the workers."""
-    tagger = Tagger.load(model, "cpu")
+    tagger = Tagger.load(model, "cpu", precision=precision)
     freeze_long_lived()
     sentences = ([q.split() for q in queries] * (n // len(queries) + 1))[:n]
     rates = {}
@@ -86,7 +88,7 @@ def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float]:
 def worker_env(args: argparse.Namespace, db_url: str, model: str) -> dict[str, str]:
     """The workers' environment: the machine's defaults, unless --torch-threads sets them."""
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    env.update(NERQ_BROKER_URL=args.redis, NERQ_DATABASE_URL=db_url, NERQ_MODEL=model)
+    env.update(NERQ_BROKER_URL=args.redis, NERQ_DATABASE_URL=db_url, NERQ_MODEL=model, NERQ_PRECISION=args.precision)
     if args.torch_threads:
         env["NERQ_TORCH_THREADS"] = str(args.torch_threads)
     return env
@@ -164,6 +166,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="bin/worker processes")
     p.add_argument("--concurrency", type=int, help="each worker's --concurrency (default: its own default)")
     p.add_argument("--torch-threads", type=int, help="NERQ_TORCH_THREADS for the workers (default: unset)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="of the workers and of in-process tagging alike; fp32 stands in for a CPU without bf16 (default auto)")
     p.add_argument("--chunk-sizes", type=int, nargs="+", default=[DEFAULT_CHUNK_SIZE],
                    help=f"one end-to-end run per chunk size, same workers (default {DEFAULT_CHUNK_SIZE}, bin/submit's)")
     p.add_argument("--in-process-sentences", type=int, default=20_000, help="sentences of each in-process timing")
@@ -179,7 +183,8 @@ def main() -> None:
     in_process_n = min(args.sentences, args.in_process_sentences)
     result: dict = {"model": model, "sentences": args.sentences, "workers": args.workers,
                     "concurrency": args.concurrency or "default", "torch_threads": args.torch_threads or "default",
-                    "cores": os.cpu_count(), "in_process_before": in_process_rate(model, queries, in_process_n)}
+                    "precision": args.precision, "cores": os.cpu_count(),
+                    "in_process_before": in_process_rate(model, queries, in_process_n, args.precision)}
     queue = f"bench_{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory() as tmp, scratch_database("postgresql") as db_url:
         env = worker_env(args, db_url, model)
@@ -190,7 +195,7 @@ def main() -> None:
             runs = end_to_end(args, env, queue, qfile)
         finally:
             stop_workers(workers)
-        result["in_process_after"] = in_process_rate(model, queries, in_process_n)
+        result["in_process_after"] = in_process_rate(model, queries, in_process_n, args.precision)
         in_process = statistics.mean(max(result[k].values()) for k in ("in_process_before", "in_process_after"))
         result["in_process_sentences_per_s"] = round(in_process, 1)
         for run in runs.values():

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,14 @@ _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 def json_dumps(value: Any) -> str:
     return _JSON_ENCODER.encode(value)
+
+
+def json_string_lists(lists: Sequence[Sequence[str]]) -> list[str]:
+    """Each list of strings as json_dumps writes it, each distinct string encoded once: a
+    chunk's tags repeat a model's few tag names, and one encoder call per sentence took 2.0 ms
+    a chunk of 1000 against 1.3 ms (bench/bench_storage.py, SQLite)."""
+    quoted = {s: json_dumps(s) for s in set().union(*lists)}.__getitem__
+    return [f"[{', '.join(map(quoted, strings))}]" for strings in lists]
 
 
 def _pragma_when_unlocked(cursor: Any, pragma: str) -> None:

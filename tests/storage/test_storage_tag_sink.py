@@ -12,7 +12,7 @@ from storage.schema import Chunk, Entity, Sentence, utcnow
 from tests.support.scratch import scratch_database
 
 TOKENS = ["naïve", "東京", "🎬", "o'brien", '"quoted"', "back\\slash", "tab\there", "O"]
-TAGS = ["O", "B-Actor", "I-Actor", "B-Título", "I-Título", "O", "B-Year", "O"]
+TAGS = ["O", "B-Actor", "I-Actor", "B-Título", "I-Título", "O", "B-Year", 'B-"odd\\tag\t']  # JSON escapes too
 
 
 def example(i: int) -> tuple[list[str], list[str], list[storage.EntityRow]]:
