@@ -167,7 +167,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, help="each worker's --concurrency (default: its own default)")
     p.add_argument("--torch-threads", type=int, help="NERQ_TORCH_THREADS for the workers (default: unset)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                   help="of the workers and of in-process tagging alike; fp32 stands in for a CPU without bf16 (default auto)")
+                   help="of the workers and of in-process tagging alike; fp32 stands in for a CPU without bf16 "
+                        "(default auto)")
     p.add_argument("--chunk-sizes", type=int, nargs="+", default=[DEFAULT_CHUNK_SIZE],
                    help=f"one end-to-end run per chunk size, same workers (default {DEFAULT_CHUNK_SIZE}, bin/submit's)")
     p.add_argument("--in-process-sentences", type=int, default=20_000, help="sentences of each in-process timing")
