@@ -86,7 +86,8 @@ def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float]:
 
 
 def worker_env(args: argparse.Namespace, db_url: str, model: str) -> dict[str, str]:
-    """The workers' environment: the machine's defaults, unless --torch-threads sets them."""
+    """The workers' environment: the machine's thread defaults, unless --torch-threads sets them,
+    and --precision (as in-process tagging runs), whatever NERQ_PRECISION says outside."""
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     env.update(NERQ_BROKER_URL=args.redis, NERQ_DATABASE_URL=db_url, NERQ_MODEL=model, NERQ_PRECISION=args.precision)
     if args.torch_threads:
