@@ -254,7 +254,7 @@ def save_tagged_chunk(
     Tags that are not the chunk's sentences, or an entity outside them, raise ValueError
     before anything is stored. Returns how many sentences it tagged."""
     by_idx = dict(tags)
-    rows = list(map((job_id,).__add__, entities))  # (job_id, *entity), built in C: 2x faster
+    rows = [(job_id, *e) for e in entities]
     first, stop = (min(by_idx), max(by_idx) + 1) if by_idx else (0, 0)
     fits = len(by_idx) == stop - first and all(first <= row[1] < stop for row in rows)
     chunk = _claim_for_saving(session, job_id, chunk_idx, first, stop, precision) if fits else None
