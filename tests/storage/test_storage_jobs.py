@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,9 @@ from sqlalchemy.orm import Session
 from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
 import storage
+from storage.bulk import ROWS_PER_INSERT
 from storage.schema import Chunk, utcnow
+from tests.support.scratch import scratch_database
 from tests.support.storage_helpers import mark_chunk
 
 
@@ -270,6 +273,30 @@ def test_sentences_stream_with_their_text_and_entities(session: Session) -> None
         assert [r.text for r in results] == [lines.get(i) for i in range(10)]
         assert [r.entities for r in results[:5]] == [fake_tag(i, sentence(i))[1] for i in range(5)]
         assert all(r.tags is None and r.entities == [] for r in results[5:])
+
+
+def store_and_read_back(session: Session, n: int) -> None:
+    """n sentences, every third with its line of text, stored in one batch, read back exactly."""
+    job = storage.create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="text")
+    rows = [(i, sentence(i), f"line {i}" if i % 3 == 0 else None) for i in reversed(range(n))]
+    assert storage.add_sentences(session, job.id, rows, batch_size=n) == n
+    results = list(storage.iter_job_sentences(session, job.id, batch=97))
+    assert [(r.idx, r.tokens, r.text) for r in results] == sorted(rows)
+
+
+@pytest.mark.parametrize("n", [1, ROWS_PER_INSERT, 2 * ROWS_PER_INSERT + 3])
+def test_rows_round_trip_whatever_their_number(session: Session, n: int) -> None:
+    """SQLite stores rows ROWS_PER_INSERT to a statement and the rest one to a statement."""
+    store_and_read_back(session, n)
+
+
+def test_sqlite_statements_stay_within_its_parameter_limit() -> None:
+    """A SQLite built with a low limit on a statement's parameters (999 before 3.32) gets
+    statements of fewer rows, not an error."""
+    with scratch_database("sqlite") as url, storage.session_scope(url) as session:
+        sqlite_connection = session.connection().connection.driver_connection
+        sqlite_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)  # a job row takes 18
+        store_and_read_back(session, 2 * ROWS_PER_INSERT + 3)
 
 
 def test_deleting_a_job_deletes_its_rows(session: Session) -> None:
