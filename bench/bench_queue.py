@@ -7,7 +7,9 @@ with PostgreSQL, and measures the same model's in-process Tagger.tag throughput 
 all cores and one thread) right before the workers start and right after they stop: the
 machine's load may change while the bench runs, so the ratio is taken against the mean. Two
 rates are compared: all of bin/submit --wait, start-up and reading included, and the job's own
-(its first chunk's start to its end, as bin/status shows it). Then runs bin/submit
+(its first chunk's start to its end, as bin/status shows it). The same job also runs through
+bin/submit without a broker (the embedded mode, its own process per core), once the workers
+have stopped: the same work as the workers', scores and storage included. Then runs bin/submit
 on a file of --rss-sentences (no workers: only reading, storing and enqueueing) and reports
 its peak RSS. Prints one JSON object.
 
@@ -151,6 +153,18 @@ def end_to_end(args: argparse.Namespace, env: dict[str, str], queue: str, qfile:
     return runs
 
 
+def embedded(args: argparse.Namespace, env: dict[str, str], qfile: Path) -> dict[str, float]:
+    """The same job through bin/submit without a broker (the embedded mode, one process per
+    core), on the same database once the workers have stopped: the same work as the queue's,
+    entity scores and storage included, done in one place."""
+    start = time.perf_counter()
+    done = subprocess.run([str(BIN / "submit"), str(qfile), "--json"], env={**env, "NERQ_BROKER_URL": ""},
+                          check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    elapsed = time.perf_counter() - start
+    return {"seconds": round(elapsed, 2), "sentences_per_s": round(args.sentences / elapsed, 1),
+            "job_sentences_per_s": round(json.loads(done.stdout.splitlines()[-1])["rate"], 1)}
+
+
 def submit_rss(args: argparse.Namespace, env: dict[str, str], queue: str, queries: list[str], tmp: Path) -> dict:
     """bin/submit's peak RSS on --rss-sentences, queue mode, with no worker taking the chunks."""
     big = tmp / "rss.txt"
@@ -197,12 +211,14 @@ def main() -> None:
             runs = end_to_end(args, env, queue, qfile)
         finally:
             stop_workers(workers)
+        result["embedded"] = embedded(args, env, qfile)
         result["in_process_after"] = in_process_rate(model, queries, in_process_n, args.precision)
         in_process = statistics.mean(max(result[k].values()) for k in ("in_process_before", "in_process_after"))
         result["in_process_sentences_per_s"] = round(in_process, 1)
         for run in runs.values():
             run["ratio_vs_in_process"] = round(run["sentences_per_s"] / in_process, 3)
             run["job_ratio_vs_in_process"] = round(run["job_sentences_per_s"] / in_process, 3)
+            run["job_ratio_vs_embedded"] = round(run["job_sentences_per_s"] / result["embedded"]["job_sentences_per_s"], 3)
         result["end_to_end_by_chunk_size"] = runs
         if args.rss_sentences:
             result["submit_peak_rss"] = submit_rss(args, env, queue, queries, Path(tmp))

@@ -109,13 +109,18 @@ def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  #
     if chunk.attempts > max_attempts:
         # Redelivered again and again (its worker keeps dying): give up instead of looping.
         raise ChunkGaveUp(f"chunk {chunk_idx} of job {job_id}: gave up after {max_attempts} attempts")
+    version, path = job_model(session, job_id)
+    return version, path, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+
+
+def job_model(session: Session, job_id: int) -> tuple[storage.ModelVersion, str]:
+    """A job's model version, and the directory the job was submitted with (the version's
+    first path for older jobs)."""
     job = storage.get_job(session, job_id)
     if job.model_version_id is None:
         raise RuntimeError(f"job {job_id} has no model version")
     version = storage.get_model_version(session, job.model_version_id)
-    # The directory the job was submitted with (the version's first path for older jobs).
-    path = job.model_path or version.path
-    return version, path, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+    return version, job.model_path or version.path
 
 
 def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, list[str]],

@@ -11,7 +11,6 @@ import storage
 from model.corpus import CorpusFormatError, read_sentences
 from model.data import file_sha256
 
-from .chunks import ChunkLimits, fail_chunk, run_chunk
 from .errors import BrokerUnavailable, JobNotResumable
 from .owner import is_dead, this_process
 from .registry import register_model_dir
@@ -128,26 +127,9 @@ def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None
         raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from None
 
 
-def run_locally(
-    job_id: int, chunks: list[tuple[int, int, int]], settings: Settings,
-    on_chunk: Callable[[int], None] = lambda n: None,
-) -> None:
-    """The embedded mode: the same chunk task, in this process, one chunk after another."""
-    for chunk_idx, start, stop in chunks:
-        try:
-            outcome = run_chunk(job_id, chunk_idx, settings.device,
-                                ChunkLimits(db_retry_seconds=settings.db_retry_seconds))
-            if outcome.status == "cancelled":
-                return
-        except Exception as exc:
-            log.error("job %d chunk %d failed: %s", job_id, chunk_idx, exc)
-            fail_chunk(job_id, chunk_idx, f"{type(exc).__name__}: {exc}")
-        on_chunk(stop - start)
-
-
 def take_over(job_id: int, settings: Settings) -> list[tuple[int, int, int]]:
     """Make this process the owner of a dead in-process job: its unfinished chunks, to run
-    with run_locally (a chunk its dead owner left running is claimed again; a chunk is saved
+    with worker.embedded.run_locally (a chunk its dead owner left running is claimed again; a chunk is saved
     once, so nothing is tagged twice)."""
     with storage.session_scope() as session:
         p = storage.job_progress(session, job_id)

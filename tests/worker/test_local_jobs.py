@@ -1,12 +1,14 @@
-"""In-process (embedded) jobs: a bin/submit killed mid-job shows dead and bin/resume finishes
-it exactly once; a job is created whole or not at all; a job keeps the model path it was
-submitted with. SQLite, no services: real bin/ commands, state read from the database."""
+"""In-process (embedded) jobs: a bin/submit killed mid-job shows dead, its tagging processes
+die with it, and bin/resume finishes it exactly once; a cancelled job stops its processes; a
+job is created whole or not at all; a job keeps the model path it was submitted with. SQLite,
+no services: real bin/ commands, state read from the database and the process table."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -20,18 +22,46 @@ def local_env(tmp_path: Path, model: Path) -> dict[str, str]:
             "NERQ_BROKER_URL": "", "NERQ_TORCH_THREADS": "1"}
 
 
+def children(pid: int) -> set[int]:
+    """The processes pid started (an embedded job's tagging processes), from the process table."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def gone(pids: set[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
+
+
 def start_submit(env: dict[str, str], tmp_path: Path, path: Path, *args: str) -> BinProcess:
     return BinProcess("submit", {**os.environ, "NERQ_PYTHON": sys.executable, **env}, tmp_path / "submit.log",
                       str(path), *args)
 
 
 def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, queries_file, tiny_model, clean_conll):
-    env = local_env(tmp_path, tiny_model)
+    env = {**local_env(tmp_path, tiny_model), "NERQ_LOCAL_PROCESSES": "2"}
     url = env["NERQ_DATABASE_URL"]
     submit = start_submit(env, tmp_path, queries_file, "--chunk-size", "200")
     wait_until(lambda: job_state(url, 1)["n_done"] >= 400, "some chunks to be done", timeout=240,
                explain=submit.text)
-    submit.kill()  # SIGKILL: nothing gets to clean up
+    tagging = children(submit.pid)
+    assert len(tagging) == 2, tagging
+    os.kill(submit.pid, signal.SIGKILL)  # bin/submit alone, as the OOM killer would: nothing gets to clean up
+    submit.proc.wait()
+    wait_until(lambda: gone(tagging), "its tagging processes to die with it", timeout=60)
     assert job_state(url, 1)["status"] == "running" and job_state(url, 1)["n_done"] < 1953
 
     status = run_bin("status", "1", "--json", env=env)
@@ -46,6 +76,30 @@ def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, queri
     assert json.loads(run_bin("status", "1", "--json", env=env).stdout)["dead"] is False
     again = run_bin("resume", "1", env=env)
     assert again.returncode == 2 and "already ended (done)" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_cancelled_local_job_stops_its_processes(tmp_path, big_queries, tiny_model):
+    """bin/cancel reaches the tagging processes through the database: each stops at its next
+    chunk, bin/submit ends with the job cancelled, and nothing is stored afterwards."""
+    env = {**local_env(tmp_path, tiny_model), "NERQ_LOCAL_PROCESSES": "2"}
+    url = env["NERQ_DATABASE_URL"]
+    submit = start_submit(env, tmp_path, big_queries, "--chunk-size", "300")
+    try:
+        wait_until(lambda: job_state(url, 1)["n_done"] >= 600, "some chunks to be done", timeout=240,
+                   explain=submit.text)
+        tagging = children(submit.pid)
+        assert len(tagging) == 2, tagging
+        cancel = run_bin("cancel", "1", env=env)
+        assert cancel.returncode == 0, cancel.stderr
+        wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
+        assert submit.proc.returncode == 1, submit.text()
+        assert gone(tagging)
+        final = job_state(url, 1)
+        assert final["status"] == "cancelled" and final["n_done"] < 19_530
+        stored = sql(url, "SELECT count(*) FROM sentences WHERE tags IS NOT NULL")[0][0]
+        assert stored == final["n_done"]
+    finally:
+        submit.stop()
 
 
 def test_a_job_is_created_whole_or_not_at_all(tmp_path, big_queries, tiny_model):

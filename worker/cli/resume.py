@@ -1,7 +1,8 @@
 """bin/resume JOB: finish an in-process job whose bin/submit died (bin/status shows it dead).
 
-Takes the job over and tags what is left in this process, exactly once: chunks already stored
-stay as they are, and a chunk the dead process was tagging is tagged again from scratch."""
+Takes the job over and tags what is left on this machine (worker.embedded), exactly once:
+chunks already stored stay as they are, and a chunk the dead process was tagging is tagged
+again from scratch."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """bin/submit: tag a bulk file of queries as a job; prints the job id.
 
 With NERQ_BROKER_URL set, chunks go through Redis to workers (bin/worker); without it they are
-tagged in this process (the embedded mode: SQLite and no services needed).
+tagged on this machine (the embedded mode: SQLite and no services needed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from model.corpus import FORMATS
 from ..progress import read_progress
 from ..registry import resolve_model_dir
 from ..settings import DEFAULT_CHUNK_SIZE, DEFAULT_QUEUE, Settings
-from ..submit import abandon, check_broker, create_job, enqueue, run_locally
+from ..embedded import run_locally
+from ..submit import abandon, check_broker, create_job, enqueue
 from .common import add_verbose_option, positive_int, run, setup_logging
 
 
@@ -76,7 +77,7 @@ def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple
 
 
 def tag_here(job_id: int, chunks: list[tuple[int, int, int]], settings: Settings, prog: str = "bin/submit") -> dict:
-    """The embedded mode: tag these chunks in this process; returns the job's final state."""
+    """The embedded mode: tag these chunks on this machine (worker.embedded); returns the job's final state."""
     total = sum(stop - start for _, start, stop in chunks)
     try:
         with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:

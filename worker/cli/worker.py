@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import ctypes
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ import tempfile
 import storage
 from model.devices import resolve_device
 
+from ..children import die_with_parent
 from ..settings import DEFAULT_QUEUE, Settings
 from .common import add_device_option, add_precision_option, positive_int, run
 
@@ -93,12 +93,6 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _die_with_parent() -> None:
-    """In a per-GPU child: SIGTERM it (a warm shutdown) if bin/worker itself is killed."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None, settings: Settings) -> int:
     """A worker process per GPU, each in a session of its own (a terminal's Ctrl-C reaches them
     once, through here). Signals are passed on; the first to exit ends them all, so a
@@ -117,7 +111,7 @@ def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None, sett
     for gpu in gpus:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "worker.cli.worker", *argv, "--hostname", f"{name}-gpu{gpu}@{host or '%h'}"],
-            env={**env, "CUDA_VISIBLE_DEVICES": gpu}, start_new_session=True, preexec_fn=_die_with_parent,
+            env={**env, "CUDA_VISIBLE_DEVICES": gpu}, start_new_session=True, preexec_fn=die_with_parent,
         ))
     print(f"bin/worker: one worker per GPU ({', '.join(gpus)})", file=sys.stderr)
     if settings.metrics_port:

@@ -1,0 +1,130 @@
+"""The embedded mode: bin/submit and bin/resume without a broker tag a job's chunks on this
+machine, through the same chunk function a worker runs.
+
+On CPU the chunks go to one process per core (NERQ_LOCAL_PROCESSES), each with
+NERQ_TORCH_THREADS torch threads, as a worker node runs them. One process tagging on threads
+shares its interpreter lock between them: 100k queries on 2 cores of an AMD EPYC Zen 4 (SQLite)
+took 21.9-25.2 s that way and 17.4-17.9 s in two processes, the job's own rate 4,282-4,953
+against 6,987-7,295/s (`time bin/submit FILE`, 2 pairs; bench/bench_queue.py runs it on
+PostgreSQL, "embedded"). The processes fork from this one once it has loaded the model with one
+torch thread (torch's thread pools do not survive a fork), so they share its memory and start
+at once. They log through this process, leave Ctrl-C to it (it stops the job) and die with it.
+On CUDA, or for a job of one chunk, the chunks run in this process."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from logging.handlers import QueueHandler, QueueListener
+from typing import TYPE_CHECKING
+
+import storage
+
+from .children import die_with_parent
+from .chunks import ChunkLimits, fail_chunk, job_model, run_chunk
+from .registry import load_tagger
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def tag_one(job_id: int, chunk_idx: int, device: str, db_retry_seconds: float) -> str:
+    """Tag and store one chunk: its outcome ("done", "skipped", "cancelled"), or "failed" once
+    it is marked failed (one chunk's error does not stop the job)."""
+    try:
+        return run_chunk(job_id, chunk_idx, device, ChunkLimits(db_retry_seconds=db_retry_seconds)).status
+    except Exception as exc:
+        log.error("job %d chunk %d failed: %s", job_id, chunk_idx, exc)
+        fail_chunk(job_id, chunk_idx, f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def local_processes(settings: Settings, n_chunks: int) -> int:
+    """How many processes tag an embedded job: NERQ_LOCAL_PROCESSES, else one per core on CPU;
+    one on CUDA (the GPU runs batches in turn) and never more than the job has chunks."""
+    if n_chunks < 2:
+        return 1
+    from model.devices import resolve_device  # here: torch loads only for a job to tag
+
+    if resolve_device(settings.device).type == "cuda":
+        return 1
+    return min(n_chunks, settings.local_processes or len(os.sched_getaffinity(0)))
+
+
+def run_locally(
+    job_id: int, chunks: list[tuple[int, int, int]], settings: Settings,
+    on_chunk: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Tag the chunks (chunk idx, start, stop), calling on_chunk(sentences) as each ends; stop
+    early once the job is cancelled."""
+    processes = local_processes(settings, len(chunks))
+    if processes == 1 or not _model_loaded_here(job_id, settings):
+        for chunk_idx, start, stop in chunks:
+            if tag_one(job_id, chunk_idx, settings.device, settings.db_retry_seconds) == "cancelled":
+                return
+            on_chunk(stop - start)
+        return
+    fork = multiprocessing.get_context("fork")
+    records = fork.Queue()
+    listener = QueueListener(records, _InThisProcess())
+    with ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_process,
+                             initargs=(records, settings.torch_threads)) as pool:  # its exit waits for running chunks
+        sizes: dict[Future[str], int] = {
+            pool.submit(tag_one, job_id, chunk_idx, settings.device, settings.db_retry_seconds): stop - start
+            for chunk_idx, start, stop in chunks
+        }
+        listener.start()  # after the first submit forked the processes: none copies a thread mid-work
+        try:
+            _report(sizes, on_chunk)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job's running chunks end soon
+            listener.stop()
+
+
+def _model_loaded_here(job_id: int, settings: Settings) -> bool:
+    """Load the job's model into this process with one torch thread, for its processes to fork
+    with; False if it does not load (each chunk then fails in this process, saying why)."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        with storage.session_scope() as session:
+            version, path = job_model(session, job_id)
+        load_tagger(path, version.sha256, settings.device)
+    except Exception:
+        return False
+    storage.get_engine().dispose()  # no database connection crosses the fork (SQLite's locks would not)
+    return True
+
+
+def _report(sizes: dict[Future[str], int], on_chunk: Callable[[int], None]) -> None:
+    """on_chunk(sentences) as each chunk ends, until one finds its job cancelled."""
+    for future in as_completed(sizes):
+        if future.result() == "cancelled":
+            return
+        on_chunk(sizes[future])
+
+
+def _start_process(records: multiprocessing.Queue, torch_threads: int) -> None:
+    """A tagging process: its log records go to this process's handlers (above the progress
+    bar), Ctrl-C is left to this process, and it is SIGTERMed if this process dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent()
+    logging.root.handlers[:] = [QueueHandler(records)]
+    import torch
+
+    torch.set_num_threads(torch_threads)
+
+
+class _InThisProcess(logging.Handler):
+    """Handles a tagging process's record as if it were logged here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
