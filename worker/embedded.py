@@ -8,8 +8,9 @@ took 21.9-25.2 s that way and 17.4-17.9 s in two processes, the job's own rate 4
 against 6,987-7,295/s (`time bin/submit FILE`, 2 pairs; bench/bench_queue.py runs it on
 PostgreSQL, "embedded"). The processes fork from this one once it has loaded the model with one
 torch thread (torch's thread pools do not survive a fork), so they share its memory and start
-at once. They log through this process, leave Ctrl-C to it (it stops the job) and die with it.
-On CUDA, or for a job of one chunk, the chunks run in this process."""
+at once. They log through this process and die with it; on Ctrl-C or SIGTERM it stops them and
+gives the job up, as in one process. On CUDA, for a job of one chunk, with
+NERQ_LOCAL_PROCESSES=1, or when the model does not load, the chunks run in this process."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from logging.handlers import QueueHandler, QueueListener
 from typing import TYPE_CHECKING
 
 import storage
 
-from .children import die_with_parent
 from .chunks import ChunkLimits, fail_chunk, job_model, run_chunk
+from .errors import TaggingProcessDied
+from .processes import die_with_parent, release_stop_signals, stop_signals_held, usable_cores
 from .registry import load_tagger
 
 if TYPE_CHECKING:
@@ -47,14 +50,18 @@ def tag_one(job_id: int, chunk_idx: int, device: str, db_retry_seconds: float) -
 
 def local_processes(settings: Settings, n_chunks: int) -> int:
     """How many processes tag an embedded job: NERQ_LOCAL_PROCESSES, else one per core on CPU;
-    one on CUDA (the GPU runs batches in turn) and never more than the job has chunks."""
+    one on CUDA (the GPU runs batches in turn), for a device that is not there (each chunk then
+    fails, saying why), and never more than the job has chunks."""
     if n_chunks < 2:
         return 1
-    from model.devices import resolve_device  # here: torch loads only for a job to tag
+    from model.devices import DeviceUnavailable, resolve_device  # here: torch loads only for a job to tag
 
-    if resolve_device(settings.device).type == "cuda":
+    try:
+        if resolve_device(settings.device).type == "cuda":
+            return 1
+    except DeviceUnavailable:
         return 1
-    return min(n_chunks, settings.local_processes or len(os.sched_getaffinity(0)))
+    return min(n_chunks, settings.local_processes or usable_cores())  # as bin/worker sizes its pool
 
 
 def run_locally(
@@ -73,18 +80,21 @@ def run_locally(
     fork = multiprocessing.get_context("fork")
     records = fork.Queue()
     listener = QueueListener(records, _InThisProcess())
-    with ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_process,
-                             initargs=(records, settings.torch_threads)) as pool:  # its exit waits for running chunks
-        sizes: dict[Future[str], int] = {
-            pool.submit(tag_one, job_id, chunk_idx, settings.device, settings.db_retry_seconds): stop - start
-            for chunk_idx, start, stop in chunks
-        }
-        listener.start()  # after the first submit forked the processes: none copies a thread mid-work
-        try:
-            _report(sizes, on_chunk)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job's running chunks end soon
-            listener.stop()
+    listener.start()  # it only reads the queue, which the processes only write
+    pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_process,
+                               initargs=(records, settings.torch_threads, os.getpid()))
+    try:
+        with stop_signals_held():  # the first submit forks the processes
+            sizes = {pool.submit(tag_one, job_id, chunk_idx, settings.device, settings.db_retry_seconds):
+                     stop - start for chunk_idx, start, stop in chunks}
+        _report(job_id, sizes, on_chunk)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the caller gives the job up, running chunks too
+        for process in multiprocessing.active_children():
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job's running chunks end soon
+        listener.stop()
 
 
 def _model_loaded_here(job_id: int, settings: Settings) -> bool:
@@ -103,20 +113,25 @@ def _model_loaded_here(job_id: int, settings: Settings) -> bool:
     return True
 
 
-def _report(sizes: dict[Future[str], int], on_chunk: Callable[[int], None]) -> None:
+def _report(job_id: int, sizes: dict[Future[str], int], on_chunk: Callable[[int], None]) -> None:
     """on_chunk(sentences) as each chunk ends, until one finds its job cancelled."""
-    for future in as_completed(sizes):
-        if future.result() == "cancelled":
-            return
-        on_chunk(sizes[future])
+    try:
+        for future in as_completed(sizes):
+            if future.result() == "cancelled":
+                return
+            on_chunk(sizes[future])
+    except BrokenProcessPool:
+        raise TaggingProcessDied(f"a process tagging job {job_id} died (killed, or out of memory?); "
+                                 f"what is stored stays, and bin/resume {job_id} tags the rest") from None
 
 
-def _start_process(records: multiprocessing.Queue, torch_threads: int) -> None:
+def _start_process(records: multiprocessing.Queue, torch_threads: int, parent: int) -> None:
     """A tagging process: its log records go to this process's handlers (above the progress
     bar), Ctrl-C is left to this process, and it is SIGTERMed if this process dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    die_with_parent()
+    release_stop_signals()
+    die_with_parent(parent)
     logging.root.handlers[:] = [QueueHandler(records)]
     import torch
 

@@ -49,5 +49,9 @@ def database_problem(exc: BaseException, url: str) -> str:
     return f"the database at {shown} failed ({detail}); {CHECK_URL}"
 
 
+class TaggingProcessDied(RuntimeError):
+    """A process tagging an embedded job died (killed, or out of memory): the job waits for bin/resume."""
+
+
 class JobNotResumable(RuntimeError):
     """bin/resume was given a job it must not take over (brokered, finished, or still alive)."""

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from storage_fakes import fake_tag, make_job, sentence, tag_chunk, write_chunk
 
 import storage
-from storage.bulk import ROWS_PER_INSERT
-from storage.schema import Chunk, utcnow
+from storage.bulk import ROWS_PER_INSERT, insert_rows
+from storage.schema import Chunk, Sentence, utcnow
 from tests.support.scratch import scratch_database
 from tests.support.storage_helpers import mark_chunk
 
@@ -288,6 +288,16 @@ def store_and_read_back(session: Session, n: int) -> None:
 def test_rows_round_trip_whatever_their_number(session: Session, n: int) -> None:
     """SQLite stores rows ROWS_PER_INSERT to a statement and the rest one to a statement."""
     store_and_read_back(session, n)
+
+
+def test_bulk_rows_land_in_their_columns_whatever_their_order(session: Session) -> None:
+    """insert_rows takes its columns in any order, not only the table's."""
+    job = storage.create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="text")
+    n = 2 * ROWS_PER_INSERT + 3
+    insert_rows(session, Sentence.__table__, ("text", "tokens", "idx", "job_id"),
+                [(f"line {i}", sentence(i), i, job.id) for i in range(n)])
+    results = list(storage.iter_job_sentences(session, job.id))
+    assert [(r.idx, r.tokens, r.text) for r in results] == [(i, sentence(i), f"line {i}") for i in range(n)]
 
 
 def test_sqlite_statements_stay_within_its_parameter_limit() -> None:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from celery import Celery
@@ -59,6 +60,23 @@ def stop_group(pgid: int, grace: float = 30) -> None:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes pid's main thread started (a worker's pool, an embedded job's taggers)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def gone(pids: Iterable[int]) -> bool:
+    """Whether all these processes have exited (a zombie, not yet reaped, counts as gone)."""
+    return all(_state(pid) in ("", "Z") for pid in pids)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return ""
 
 
 class BinProcess:
@@ -147,8 +165,7 @@ class WorkerProcess(BinProcess):
 
     def pool_pids(self) -> list[int]:
         """The prefork pool's processes: the ones tagging (the main process only dispatches)."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
+        return child_pids(self.pid)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self._control is not None:

@@ -10,11 +10,14 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.jobs import assert_tagged_exactly_once, job_state, sql
 from tests.support.polling import wait_until
-from tests.support.procs import BinProcess, run_bin
+from tests.support.procs import BinProcess, child_pids, gone, run_bin
+from tests.worker.conftest import BIG_REPEAT
 
 
 def local_env(tmp_path: Path, model: Path) -> dict[str, str]:
@@ -22,47 +25,34 @@ def local_env(tmp_path: Path, model: Path) -> dict[str, str]:
             "NERQ_BROKER_URL": "", "NERQ_TORCH_THREADS": "1"}
 
 
-def children(pid: int) -> set[int]:
-    """The processes pid started (an embedded job's tagging processes), from the process table."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # exited meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def gone(pids: set[int]) -> bool:
-    return not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return "Z"
-
-
 def start_submit(env: dict[str, str], tmp_path: Path, path: Path, *args: str) -> BinProcess:
     return BinProcess("submit", {**os.environ, "NERQ_PYTHON": sys.executable, **env}, tmp_path / "submit.log",
                       str(path), *args)
 
 
-def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, queries_file, tiny_model, clean_conll):
-    env = {**local_env(tmp_path, tiny_model), "NERQ_LOCAL_PROCESSES": "2"}
+@contextmanager
+def tagging_in_two_processes(tmp_path: Path, queries: Path, model: Path) -> Iterator[tuple[dict, BinProcess, list[int]]]:
+    """bin/submit tagging `queries` in two processes, once some of its chunks are stored:
+    (its environment, it, the two processes); stopped afterwards, whatever happened."""
+    env = {**local_env(tmp_path, model), "NERQ_LOCAL_PROCESSES": "2"}
+    submit = start_submit(env, tmp_path, queries, "--chunk-size", "300")
+    try:
+        wait_until(lambda: job_state(env["NERQ_DATABASE_URL"], 1)["n_done"] >= 600, "some chunks to be done",
+                   timeout=240, explain=submit.text)
+        tagging = child_pids(submit.pid)
+        assert len(tagging) == 2, tagging
+        yield env, submit, tagging
+    finally:
+        submit.stop()
+
+
+def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, big_queries, tiny_model, clean_conll):
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+        os.kill(submit.pid, signal.SIGKILL)  # bin/submit alone, as the OOM killer would: nothing gets to clean up
+        submit.proc.wait()
+        wait_until(lambda: gone(tagging), "its tagging processes to die with it", timeout=60)
     url = env["NERQ_DATABASE_URL"]
-    submit = start_submit(env, tmp_path, queries_file, "--chunk-size", "200")
-    wait_until(lambda: job_state(url, 1)["n_done"] >= 400, "some chunks to be done", timeout=240,
-               explain=submit.text)
-    tagging = children(submit.pid)
-    assert len(tagging) == 2, tagging
-    os.kill(submit.pid, signal.SIGKILL)  # bin/submit alone, as the OOM killer would: nothing gets to clean up
-    submit.proc.wait()
-    wait_until(lambda: gone(tagging), "its tagging processes to die with it", timeout=60)
-    assert job_state(url, 1)["status"] == "running" and job_state(url, 1)["n_done"] < 1953
+    assert job_state(url, 1)["status"] == "running" and job_state(url, 1)["n_done"] < 19_530
 
     status = run_bin("status", "1", "--json", env=env)
     assert status.returncode == 0, status.stderr
@@ -72,7 +62,7 @@ def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, queri
 
     resumed = run_bin("resume", "1", env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert_tagged_exactly_once(env, 1, clean_conll)
+    assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
     assert json.loads(run_bin("status", "1", "--json", env=env).stdout)["dead"] is False
     again = run_bin("resume", "1", env=env)
     assert again.returncode == 2 and "already ended (done)" in again.stderr and "Traceback" not in again.stderr
@@ -81,25 +71,45 @@ def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, queri
 def test_a_cancelled_local_job_stops_its_processes(tmp_path, big_queries, tiny_model):
     """bin/cancel reaches the tagging processes through the database: each stops at its next
     chunk, bin/submit ends with the job cancelled, and nothing is stored afterwards."""
-    env = {**local_env(tmp_path, tiny_model), "NERQ_LOCAL_PROCESSES": "2"}
-    url = env["NERQ_DATABASE_URL"]
-    submit = start_submit(env, tmp_path, big_queries, "--chunk-size", "300")
-    try:
-        wait_until(lambda: job_state(url, 1)["n_done"] >= 600, "some chunks to be done", timeout=240,
-                   explain=submit.text)
-        tagging = children(submit.pid)
-        assert len(tagging) == 2, tagging
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+        url = env["NERQ_DATABASE_URL"]
         cancel = run_bin("cancel", "1", env=env)
         assert cancel.returncode == 0, cancel.stderr
+        at_cancel = job_state(url, 1)["n_done"]
         wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
         assert submit.proc.returncode == 1, submit.text()
         assert gone(tagging)
-        final = job_state(url, 1)
-        assert final["status"] == "cancelled" and final["n_done"] < 19_530
-        stored = sql(url, "SELECT count(*) FROM sentences WHERE tags IS NOT NULL")[0][0]
-        assert stored == final["n_done"]
-    finally:
-        submit.stop()
+    final = job_state(url, 1)
+    assert final["status"] == "cancelled" and final["n_done"] == at_cancel < 19_530
+    assert sql(url, "SELECT count(*) FROM sentences WHERE tags IS NOT NULL")[0][0] == at_cancel
+
+
+def test_a_stopped_local_submit_stops_its_processes_and_gives_the_job_up(tmp_path, big_queries, tiny_model):
+    """SIGTERM (or Ctrl-C) to bin/submit alone: it stops its tagging processes mid-chunk and
+    cancels the job, as in one process."""
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+        os.kill(submit.pid, signal.SIGTERM)
+        wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
+        assert gone(tagging)
+        assert "Traceback" not in submit.text()
+    final = job_state(env["NERQ_DATABASE_URL"], 1)
+    assert final["status"] == "cancelled" and final["n_done"] < 19_530, final
+
+
+def test_a_killed_tagging_process_ends_submit_in_one_line_and_resume_finishes(
+        tmp_path, big_queries, tiny_model, clean_conll):
+    """A tagging process killed (as the OOM killer would): bin/submit stops the other one and
+    says in one line that bin/resume finishes the job, which then holds each result once."""
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+        os.kill(min(tagging), signal.SIGKILL)
+        wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
+        assert submit.proc.returncode == 2, submit.text()
+        assert "bin/resume 1 tags the rest" in submit.text() and "Traceback" not in submit.text()
+        assert gone(tagging)
+    assert job_state(env["NERQ_DATABASE_URL"], 1)["n_done"] < 19_530
+    resumed = run_bin("resume", "1", env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
 
 
 def test_a_job_is_created_whole_or_not_at_all(tmp_path, big_queries, tiny_model):

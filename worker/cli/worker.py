@@ -19,7 +19,7 @@ import tempfile
 import storage
 from model.devices import resolve_device
 
-from ..children import die_with_parent
+from ..processes import die_with_parent, usable_cores
 from ..settings import DEFAULT_QUEUE, Settings
 from .common import add_device_option, add_precision_option, positive_int, run
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if settings.metrics_port:
         fresh_metrics_dir()
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     gpus = visible_gpus() if device.type == "cuda" else []
     if len(gpus) > 1:
         return run_one_per_gpu(gpus, argv if argv is not None else sys.argv[1:], args.hostname, settings)
@@ -98,7 +98,7 @@ def run_one_per_gpu(gpus: list[str], argv: list[str], hostname: str | None, sett
     once, through here). Signals are passed on; the first to exit ends them all, so a
     supervisor restarts the node's worker as a whole. This process serves their metrics."""
     name, _, host = (hostname or f"nerqueue-{os.getpid()}@%h").partition("@")
-    env = {**os.environ, "NERQ_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) // len(gpus)))}
+    env = {**os.environ, "NERQ_TORCH_THREADS": str(max(1, usable_cores() // len(gpus)))}
     env.pop("NERQ_METRICS_PORT", None)  # the children write to PROMETHEUS_MULTIPROC_DIR; this process serves
     procs: list[subprocess.Popen] = []
 
