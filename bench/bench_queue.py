@@ -42,6 +42,7 @@ from model.defaults import PRECISION_CHOICES
 from tests.support.metrics import scrape
 from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
+from worker.processes import usable_cores
 from worker.registry import freeze_long_lived
 from worker.settings import DEFAULT_CHUNK_SIZE
 
@@ -102,7 +103,7 @@ def start_workers(args: argparse.Namespace, env: dict[str, str], queue: str, log
     a worker says "ready" before its pool processes have loaded the model, and the timing is of
     tagging, not of start-up."""
     concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-    processes = args.concurrency or os.cpu_count() or 1  # each worker's pool, as bin/worker sizes it
+    processes = args.concurrency or usable_cores()  # each worker's pool, as bin/worker sizes it
     ports: list[int] = []
     while len(ports) < args.workers:
         ports += {free_port()} - set(ports)
