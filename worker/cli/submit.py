@@ -18,10 +18,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import storage
 from model.corpus import FORMATS
 
+from ..embedded import run_locally
 from ..progress import read_progress
 from ..registry import resolve_model_dir
 from ..settings import DEFAULT_CHUNK_SIZE, DEFAULT_QUEUE, Settings
-from ..embedded import run_locally
 from ..submit import abandon, check_broker, create_job, enqueue
 from .common import add_verbose_option, positive_int, run, setup_logging
 
