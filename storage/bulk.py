@@ -56,7 +56,8 @@ def _insert_in_process(session: Session, table: Table, columns: Sequence[str], r
     per_statement = max(1, min(ROWS_PER_INSERT, limit // width))
     sql, order = _sqlite_insert(table, tuple(columns), per_statement, conn.dialect)
     process = [table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for name in order]
-    flat = list(chain.from_iterable(zip(*(map(p, by_column[c]) if p else by_column[c] for c, p in zip(order, process)))))
+    processed = (map(p, by_column[c]) if p else by_column[c] for c, p in zip(order, process))
+    flat = list(chain.from_iterable(zip(*processed)))  # row after row, in the statement's column order
     step = per_statement * width
     whole = len(flat) // step * step
     if whole:
