@@ -82,19 +82,22 @@ def throughput(model: str, device: str, test: list, n: int) -> dict:
 
 
 def embedded_job(model: str, device: str, test: list, n: int, timeout: float) -> dict:
-    """bin/submit of n sentences, tagged in-process into a fresh SQLite database."""
+    """bin/submit of n sentences, tagged in-process into a fresh SQLite database: the whole
+    command's rate (start-up, torch's import and CUDA's, reading and storing the file included)
+    and the job's own (its first chunk's start to its end, as bin/status shows it)."""
     with tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
         queries.write_text("".join(" ".join(test[i % len(test)].tokens) + "\n" for i in range(n)), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "NERQ_BROKER_URL"}
         env |= {"NERQ_DATABASE_URL": f"sqlite:///{tmp}/nerqueue.db", "NERQ_DEVICE": device}
         start = time.perf_counter()
-        out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait"],
+        out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait", "--json"],
                              env=env, capture_output=True, text=True, timeout=timeout)
         seconds = time.perf_counter() - start
     if out.returncode:
         return {"returncode": out.returncode, "stderr": out.stderr.strip().splitlines()[-3:]}
-    return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1)}
+    return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1),
+            "job_sentences_per_s": round(json.loads(out.stdout.splitlines()[-1])["rate"], 1)}
 
 
 def part(fn: Callable[[], dict]) -> dict:

@@ -7,8 +7,8 @@
 #   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job] [--budget S]
 #
 # Needs only the machine's own torch, numpy and safetensors for the throughput part; seqeval for
-# the agreement's F1; pytest (+ hypothesis) for the tests; the project's worker dependencies
-# (celery, redis, sqlalchemy, alembic, pydantic-settings, tenacity, tqdm) for the job. Where the Python
+# the agreement's F1; pytest for the tests; the project's other dependencies (pyproject.toml:
+# celery, redis, sqlalchemy, prometheus-client, ...) for the job. Where the Python
 # lacks them, the wheels that bench/gpu_prepare.sh gathers in .whl/ (carried there with the corpus
 # and the model: it prints the call) are installed first. A part whose imports are still missing
 # reports the error in its JSON entry instead of stopping the check.
@@ -20,7 +20,7 @@ export NERQ_PYTHON="${NERQ_PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # A GPU machine's own Python lacks the project's storage, queue and scoring packages: install the
 # wheels bench/gpu_prepare.sh put in .whl/ (carried there), unless this Python has them already.
-if ! "$NERQ_PYTHON" -c 'import celery, pydantic_settings, seqeval, sqlalchemy' 2>/dev/null && compgen -G '.whl/*.whl' >/dev/null; then
+if ! "$NERQ_PYTHON" -c 'import celery, prometheus_client, pydantic_settings, seqeval, sqlalchemy' 2>/dev/null && compgen -G '.whl/*.whl' >/dev/null; then
   site=/tmp/nerq-site
   "$NERQ_PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl \
     || echo "gpu_check: installing .whl failed; the parts that need those packages say so" >&2
