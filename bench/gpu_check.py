@@ -81,15 +81,17 @@ def throughput(model: str, device: str, test: list, n: int) -> dict:
     return result
 
 
-def embedded_job(model: str, device: str, test: list, n: int, timeout: float) -> dict:
-    """bin/submit of n sentences, tagged in-process into a fresh SQLite database: the whole
-    command's rate (start-up, torch's import and CUDA's, reading and storing the file included)
-    and the job's own (its first chunk's start to its end, as bin/status shows it)."""
+def embedded_job(model: str, device: str, test: list, n: int, timeout: float, processes: int | None = None) -> dict:
+    """bin/submit of n sentences, tagged in-process into a fresh SQLite database (in
+    ``processes`` processes: NERQ_LOCAL_PROCESSES): the whole command's rate (start-up, torch's
+    import and CUDA's, reading and storing the file included) and the job's own (its first
+    chunk's start to its end, as bin/status shows it)."""
     with tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
         queries.write_text("".join(" ".join(test[i % len(test)].tokens) + "\n" for i in range(n)), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "NERQ_BROKER_URL"}
-        env |= {"NERQ_DATABASE_URL": f"sqlite:///{tmp}/nerqueue.db", "NERQ_DEVICE": device}
+        env |= {"NERQ_DATABASE_URL": f"sqlite:///{tmp}/nerqueue.db", "NERQ_DEVICE": device,
+                "NERQ_LOCAL_PROCESSES": str(processes or "")}
         start = time.perf_counter()
         out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait", "--json"],
                              env=env, capture_output=True, text=True, timeout=timeout)
@@ -109,7 +111,8 @@ def part(fn: Callable[[], dict]) -> dict:
     return {**result, "part_seconds": round(time.perf_counter() - start, 1)}
 
 
-JOB_LEAVES_FOR_TESTS = 120.0  # seconds of the budget the embedded job leaves to the tests
+JOB_LEAVES_FOR_TESTS = 120.0  # seconds of the budget the embedded jobs leave to the tests
+JOB_PROCESSES = 4  # the second embedded job's processes
 
 
 def main() -> None:
@@ -135,6 +138,10 @@ def main() -> None:
         if "job" not in skip:
             job_time = lambda: max(left() - (0 if "tests" in skip else JOB_LEAVES_FOR_TESTS), 30.0)  # noqa: E731
             result["embedded_job"] = part(lambda: embedded_job(args.model, args.device, test, args.sentences, job_time()))
+            # On CUDA one process by default, which its CPU work caps (worker/embedded.py): the same
+            # job in JOB_PROCESSES processes sharing the GPU.
+            result[f"embedded_job_{JOB_PROCESSES}_processes"] = part(
+                lambda: embedded_job(args.model, args.device, test, args.sentences, job_time(), JOB_PROCESSES))
         if "tests" not in skip:
             result["model_tests"] = part(lambda: model_tests(args.device, left()))
     finally:

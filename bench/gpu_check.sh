@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole GPU check in one call (5 minutes by default on one H100/H200): CPU-vs-CUDA tag agreement
 # on the 1953 test sentences, model-only throughput at several batch budgets, a 200k-sentence
-# embedded (SQLite) job through bin/submit, and last the model tests that run on CUDA (tags and
-# scores independent of batch size and padding), in what is left of --budget. Prints one JSON document.
+# embedded (SQLite) job through bin/submit (in one process, then in 4 sharing the GPU), and last
+# the model tests that run on CUDA (tags and scores independent of batch size and padding), in
+# what is left of --budget. Prints one JSON document.
 #
 #   bench/gpu_check.sh [--model DIR] [--device cuda|cpu] [--sentences N] [--skip tests,job] [--budget S]
 #

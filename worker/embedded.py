@@ -9,8 +9,14 @@ against 6,987-7,295/s (`time bin/submit FILE`, 2 pairs; bench/bench_queue.py run
 PostgreSQL, "embedded"). The processes fork from this one once it has loaded the model with one
 torch thread (torch's thread pools do not survive a fork), so they share its memory and start
 at once. They log through this process and die with it; on Ctrl-C or SIGTERM it stops them and
-gives the job up, as in one process. On CUDA, for a job of one chunk, with
-NERQ_LOCAL_PROCESSES=1, or when the model does not load, the chunks run in this process."""
+gives the job up, as in one process. For a job of one chunk, with NERQ_LOCAL_PROCESSES=1, or
+when the model does not load, the chunks run in this process.
+
+On CUDA they run in this process unless NERQ_LOCAL_PROCESSES asks for more, which are spawned (a
+forked process cannot use CUDA) and share the GPU, each loading the model. Outside the model's
+tensor work a chunk costs about 64 us of CPU a sentence (a Zen 4 core, SQLite: reading, the
+tokenizer's alignment, encoding, span bookkeeping, storing), which caps one process near 15,000
+sentences/s however fast the GPU; bench/gpu_check.sh times a job both ways (no GPU has run it yet)."""
 
 from __future__ import annotations
 
@@ -48,20 +54,22 @@ def tag_one(job_id: int, chunk_idx: int, device: str, db_retry_seconds: float) -
         return "failed"
 
 
-def local_processes(settings: Settings, n_chunks: int) -> int:
-    """How many processes tag an embedded job: NERQ_LOCAL_PROCESSES, else one per core on CPU;
-    one on CUDA (the GPU runs batches in turn), for a device that is not there (each chunk then
-    fails, saying why), and never more than the job has chunks."""
+def local_processes(settings: Settings, n_chunks: int) -> tuple[int, str]:
+    """How many processes tag an embedded job, and how they start: NERQ_LOCAL_PROCESSES, else
+    one per core on CPU (as bin/worker sizes its pool) and one on CUDA; one for a device that is
+    not there (each chunk then fails, saying why); never more than the job has chunks. They fork
+    from this process on CPU (NERQ_LOCAL_START) and are spawned on CUDA, which a forked process
+    cannot use: each then loads the model itself."""
     if n_chunks < 2:
-        return 1
+        return 1, settings.local_start
     from model.devices import DeviceUnavailable, resolve_device  # here: torch loads only for a job to tag
 
     try:
-        if resolve_device(settings.device).type == "cuda":
-            return 1
+        cuda = resolve_device(settings.device).type == "cuda"
     except DeviceUnavailable:
-        return 1
-    return min(n_chunks, settings.local_processes or usable_cores())  # as bin/worker sizes its pool
+        return 1, settings.local_start
+    processes = min(n_chunks, settings.local_processes or (1 if cuda else usable_cores()))
+    return processes, "spawn" if cuda else settings.local_start
 
 
 def run_locally(
@@ -70,21 +78,21 @@ def run_locally(
 ) -> None:
     """Tag the chunks (chunk idx, start, stop), calling on_chunk(sentences) as each ends; stop
     early once the job is cancelled."""
-    processes = local_processes(settings, len(chunks))
-    if processes == 1 or not _model_loaded_here(job_id, settings):
+    processes, start_method = local_processes(settings, len(chunks))
+    if processes == 1 or (start_method == "fork" and not _model_loaded_here(job_id, settings)):
         for chunk_idx, start, stop in chunks:
             if tag_one(job_id, chunk_idx, settings.device, settings.db_retry_seconds) == "cancelled":
                 return
             on_chunk(stop - start)
         return
-    fork = multiprocessing.get_context("fork")
-    records = fork.Queue()
+    context = multiprocessing.get_context(start_method)
+    records = context.Queue()
     listener = QueueListener(records, _InThisProcess())
     listener.start()  # it only reads the queue, which the processes only write
-    pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_process,
-                               initargs=(records, settings.torch_threads, os.getpid()))
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_process,
+                               initargs=(records, _log_levels(), settings.torch_threads, os.getpid()))
     try:
-        with stop_signals_held():  # the first submit forks the processes
+        with stop_signals_held():  # the first submit starts the processes
             sizes = {pool.submit(tag_one, job_id, chunk_idx, settings.device, settings.db_retry_seconds):
                      stop - start for chunk_idx, start, stop in chunks}
         _report(job_id, sizes, on_chunk)
@@ -125,7 +133,14 @@ def _report(job_id: int, sizes: dict[Future[str], int], on_chunk: Callable[[int]
                                  f"what is stored stays, and bin/resume {job_id} tags the rest") from None
 
 
-def _start_process(records: multiprocessing.Queue, torch_threads: int, parent: int) -> None:
+def _log_levels() -> dict[str, int]:
+    """The levels set on this process's loggers ("" the root), for a spawned process to log as it does."""
+    set_here = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
+                if isinstance(lg, logging.Logger) and lg.level}
+    return {"": logging.root.level} | set_here
+
+
+def _start_process(records: multiprocessing.Queue, levels: dict[str, int], torch_threads: int, parent: int) -> None:
     """A tagging process: its log records go to this process's handlers (above the progress
     bar), Ctrl-C is left to this process, and it is SIGTERMed if this process dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -133,6 +148,8 @@ def _start_process(records: multiprocessing.Queue, torch_threads: int, parent: i
     release_stop_signals()
     die_with_parent(parent)
     logging.root.handlers[:] = [QueueHandler(records)]
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
     import torch
 
     torch.set_num_threads(torch_threads)

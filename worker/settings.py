@@ -51,8 +51,11 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(300.0, ge=0)  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
     metrics_port: int | None = Field(None, ge=1, le=65535)  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
     torch_threads: int = Field(1, ge=1)  # NERQ_TORCH_THREADS: torch threads per worker process (README, "Sizing CPU workers")
-    # NERQ_LOCAL_PROCESSES: processes tagging an embedded job on CPU (unset: one per core)
+    # NERQ_LOCAL_PROCESSES: processes tagging an embedded job (unset: one per core on CPU, one on CUDA)
     local_processes: int | None = Field(None, ge=1)
+    # NERQ_LOCAL_START: how they start on CPU: fork (from bin/submit once it has loaded the model,
+    # shared and at once) or spawn (each imports torch and loads the model). On CUDA: spawn.
+    local_start: Literal["fork", "spawn"] = "fork"
     # NERQ_SWEEP_QUEUE: bin/beat's sweeps go here and every worker consumes it besides its own
     # queues, so a sweep waits behind at most one chunk per worker, not the backlog of chunks.
     sweep_queue: str = DEFAULT_SWEEP_QUEUE

@@ -30,16 +30,30 @@ def start_submit(env: dict[str, str], tmp_path: Path, path: Path, *args: str) ->
                       str(path), *args)
 
 
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it has just exited
+        return b""
+
+
+def tagging_pids(pid: int) -> list[int]:
+    """bin/submit's tagging processes: its children but multiprocessing's resource tracker
+    (which spawned processes need)."""
+    return [child for child in child_pids(pid) if b"resource_tracker" not in command_line(child)]
+
+
 @contextmanager
-def tagging_in_two_processes(tmp_path: Path, queries: Path, model: Path) -> Iterator[tuple[dict, BinProcess, list[int]]]:
+def tagging_in_two_processes(tmp_path: Path, queries: Path, model: Path,
+                             **settings: str) -> Iterator[tuple[dict, BinProcess, list[int]]]:
     """bin/submit tagging `queries` in two processes, once some of its chunks are stored:
     (its environment, it, the two processes); stopped afterwards, whatever happened."""
-    env = {**local_env(tmp_path, model), "NERQ_LOCAL_PROCESSES": "2"}
+    env = {**local_env(tmp_path, model), "NERQ_LOCAL_PROCESSES": "2", **settings}
     submit = start_submit(env, tmp_path, queries, "--chunk-size", "300")
     try:
         wait_until(lambda: job_state(env["NERQ_DATABASE_URL"], 1)["n_done"] >= 600, "some chunks to be done",
                    timeout=240, explain=submit.text)
-        tagging = child_pids(submit.pid)
+        tagging = tagging_pids(submit.pid)
         assert len(tagging) == 2, tagging
         yield env, submit, tagging
     finally:
@@ -109,6 +123,18 @@ def test_a_killed_tagging_process_ends_submit_in_one_line_and_resume_finishes(
     assert job_state(env["NERQ_DATABASE_URL"], 1)["n_done"] < 19_530
     resumed = run_bin("resume", "1", env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
+    assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
+
+
+def test_spawned_tagging_processes_store_what_bin_tag_gives(tmp_path, big_queries, tiny_model, clean_conll):
+    """NERQ_LOCAL_START=spawn, as on CUDA (a forked process cannot use it): each process loads
+    the model itself, and the job holds bin/tag's results, each once."""
+    spawned = tagging_in_two_processes(tmp_path, big_queries, tiny_model, NERQ_LOCAL_START="spawn")
+    with spawned as (env, submit, tagging):
+        assert all(b"spawn_main" in command_line(pid) for pid in tagging), [command_line(pid) for pid in tagging]
+        wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=600, explain=submit.text)
+        assert submit.proc.returncode == 0, submit.text()
+        assert gone(tagging)
     assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
 
 
