@@ -99,7 +99,7 @@ def embedded_job(model: str, device: str, test: list, n: int, timeout: float, pr
     if out.returncode:
         return {"returncode": out.returncode, "stderr": out.stderr.strip().splitlines()[-3:]}
     return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1),
-            "job_sentences_per_s": round(json.loads(out.stdout.splitlines()[-1])["rate"], 1)}
+            "job_sentences_per_s": round(json.loads(out.stdout.splitlines()[-1])["rate"] or 0, 1)}
 
 
 def part(fn: Callable[[], dict]) -> dict:

@@ -28,16 +28,17 @@ rm -rf .whl && mkdir -p .whl
 # The project's dependencies that the GPU image lacks, with what they need (none of which is numpy
 # or torch, which must stay the image's own), at the versions of this venv. Read from pyproject.toml,
 # so that a new dependency travels too (prometheus-client once did not, and the embedded job failed).
-mapfile -t needed < <("$PY" - <<'EOF'
-import re, tomllib
+listed=$("$PY" - <<'EOF'
+import tomllib
+from packaging.requirements import Requirement
 image = {"torch", "numpy", "safetensors", "tqdm", "matplotlib", "seqeval"}  # seqeval: built below
 for spec in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]:
-    name = re.match(r"[\w.-]+(\[[^]]*\])?", spec)[0]
-    if name.split("[")[0].lower() not in image:
-        print(name)
+    req = Requirement(spec)
+    if req.name.lower() not in image:
+        print(req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else ""))
 EOF
 )
-((${#needed[@]})) || { echo "gpu_prepare: could not read the dependencies in pyproject.toml" >&2; exit 1; }
+mapfile -t needed <<<"$listed"
 platforms=(--platform manylinux2014_x86_64)
 for n in 17 24 27 28 31 34; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
 "$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >.whl/constraints.txt

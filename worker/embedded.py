@@ -10,13 +10,15 @@ PostgreSQL, "embedded"). The processes fork from this one once it has loaded the
 torch thread (torch's thread pools do not survive a fork), so they share its memory and start
 at once. They log through this process and die with it; on Ctrl-C or SIGTERM it stops them and
 gives the job up, as in one process. For a job of one chunk, with NERQ_LOCAL_PROCESSES=1, or
-when the model does not load, the chunks run in this process.
+when the model does not load here to fork with, the chunks run in this process (where each then
+fails, saying why; spawned processes fail theirs the same way).
 
 On CUDA they run in this process unless NERQ_LOCAL_PROCESSES asks for more, which are spawned (a
 forked process cannot use CUDA) and share the GPU, each loading the model. Outside the model's
 tensor work a chunk costs about 64 us of CPU a sentence (a Zen 4 core, SQLite: reading, the
-tokenizer's alignment, encoding, span bookkeeping, storing), which caps one process near 15,000
-sentences/s however fast the GPU; bench/gpu_check.sh times a job both ways (no GPU has run it yet)."""
+tokenizer's alignment, encoding, span bookkeeping, storing; bench/bench_chunk_costs.py), which
+caps one process near 15,000 sentences/s however fast the GPU; bench/gpu_check.sh times a job
+both ways (no GPU has run it yet)."""
 
 from __future__ import annotations
 

@@ -23,13 +23,22 @@ def usable_cores() -> int:
 
 @contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM (they arrive when the block ends): a child forked meanwhile
-    starts with them held, until it has its own handlers (release_stop_signals)."""
+    """Hold Ctrl-C and SIGTERM (they arrive when the block ends): a child started meanwhile
+    starts with them blocked, until it has its own handlers (release_stop_signals). Blocking
+    holds them for this thread only (another, e.g. a progress bar's, may take one and have the
+    main thread run its handler), so here their handlers only note them until the block ends.
+    Call it in the main thread."""
+    arrived: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda n, _: arrived.append(n)) for signum in STOP_SIGNALS}
     held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one that waited is noted now
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
 
 
 def release_stop_signals() -> None:

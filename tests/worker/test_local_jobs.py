@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.support.jobs import assert_tagged_exactly_once, job_state, sql
 from tests.support.polling import wait_until
 from tests.support.procs import BinProcess, child_pids, gone, run_bin
@@ -60,8 +62,9 @@ def tagging_in_two_processes(tmp_path: Path, queries: Path, model: Path,
         submit.stop()
 
 
-def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, big_queries, tiny_model, clean_conll):
-    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_killed_local_submit_shows_dead_and_resume_finishes_it(tmp_path, big_queries, tiny_model, clean_conll, start):
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model, NERQ_LOCAL_START=start) as (env, submit, tagging):
         os.kill(submit.pid, signal.SIGKILL)  # bin/submit alone, as the OOM killer would: nothing gets to clean up
         submit.proc.wait()
         wait_until(lambda: gone(tagging), "its tagging processes to die with it", timeout=60)
@@ -98,10 +101,11 @@ def test_a_cancelled_local_job_stops_its_processes(tmp_path, big_queries, tiny_m
     assert sql(url, "SELECT count(*) FROM sentences WHERE tags IS NOT NULL")[0][0] == at_cancel
 
 
-def test_a_stopped_local_submit_stops_its_processes_and_gives_the_job_up(tmp_path, big_queries, tiny_model):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_stopped_local_submit_stops_its_processes_and_gives_the_job_up(tmp_path, big_queries, tiny_model, start):
     """SIGTERM (or Ctrl-C) to bin/submit alone: it stops its tagging processes mid-chunk and
     cancels the job, as in one process."""
-    with tagging_in_two_processes(tmp_path, big_queries, tiny_model) as (env, submit, tagging):
+    with tagging_in_two_processes(tmp_path, big_queries, tiny_model, NERQ_LOCAL_START=start) as (env, submit, tagging):
         os.kill(submit.pid, signal.SIGTERM)
         wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
         assert gone(tagging)

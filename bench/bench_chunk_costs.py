@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Where a worker's time for a chunk goes, on one CPU thread: the model's tensor work (forward
+pass, decoding, span scores: on CUDA, the GPU's share) and the CPU work around it (reading the
+chunk, the tokenizer's alignment, encoding, span bookkeeping, storing the results), which a CUDA
+process still does on its CPU: that part alone caps one process, however fast its GPU.
+
+Stores the test queries repeated to --sentences as a job (chunks of the workers' default size,
+in a fresh SQLite or PostgreSQL database), runs worker.chunks.run_chunk on each chunk after one
+warm-up chunk, and times the model's three parts inside it. Prints one JSON object: microseconds
+a sentence by part, and the rate the CPU work alone allows.
+
+    bin/_python bench/bench_chunk_costs.py --model var/models/current [--sentences 40000] [--db postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+import model.tagger  # noqa: E402
+from model.corpus import read_corpus  # noqa: E402
+from model.data import default_test_file  # noqa: E402
+from tests.support.scratch import KINDS, scratch_database  # noqa: E402
+from worker.chunks import run_chunk  # noqa: E402
+from worker.settings import DEFAULT_CHUNK_SIZE  # noqa: E402
+from worker.submit import create_job  # noqa: E402
+
+spent: Counter[str] = Counter()  # seconds inside each timed part
+
+
+def timed(name: str, fn: Callable) -> Callable:
+    def wrapper(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - start
+    return wrapper
+
+
+def time_the_model() -> None:
+    """The tensor work of a chunk, as Tagger calls it: the emission network, decoding, span scores."""
+    model.tagger.Tagger._forward = timed("forward", model.tagger.Tagger._forward)
+    model.tagger.decode = timed("decode", model.tagger.decode)
+    model.tagger.Tagger.span_scores = timed("span_scores", model.tagger.Tagger.span_scores)
+
+
+def costs(url: str, model_dir: str, n: int) -> dict:
+    os.environ["NERQ_DATABASE_URL"] = url
+    queries = [" ".join(s.tokens) for s in read_corpus(default_test_file())]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "queries.txt"
+        path.write_text("".join(queries[i % len(queries)] + "\n" for i in range(n)), encoding="utf-8")
+        job_id, chunks = create_job(str(path), "text", name="bench", model_dir=model_dir,
+                                    chunk_size=DEFAULT_CHUNK_SIZE, queue="bench")  # a queue no worker reads
+    run_chunk(job_id, chunks[0][0], "cpu")  # the model's load and warm-up
+    spent.clear()
+    start = time.perf_counter()
+    for chunk_idx, _, _ in chunks[1:]:
+        assert run_chunk(job_id, chunk_idx, "cpu").status == "done"
+    total = time.perf_counter() - start
+    timed_n = sum(stop - first for _, first, stop in chunks[1:])
+    parts = {**spent, "cpu_work": total - sum(spent.values()), "total": total}
+    return {"sentences_timed": timed_n,
+            "us_per_sentence": {part: round(1e6 * seconds / timed_n, 1) for part, seconds in parts.items()},
+            "sentences_per_s": round(timed_n / total),
+            "cpu_work_alone_sentences_per_s": round(timed_n / parts["cpu_work"])}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="var/models/current")
+    p.add_argument("--sentences", type=int, default=40_000)
+    p.add_argument("--db", choices=KINDS, default="sqlite")
+    args = p.parse_args()
+    torch.set_num_threads(1)  # as a worker's process runs
+    time_the_model()
+    with scratch_database(args.db) as url:
+        result = {"model": args.model, "db": args.db, "chunk_size": DEFAULT_CHUNK_SIZE,
+                  **costs(url, args.model, args.sentences)}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
