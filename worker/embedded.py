@@ -15,10 +15,10 @@ fails, saying why; spawned processes fail theirs the same way).
 
 On CUDA they run in this process unless NERQ_LOCAL_PROCESSES asks for more, which are spawned (a
 forked process cannot use CUDA) and share the GPU, each loading the model. Outside the model's
-tensor work a chunk costs about 64 us of CPU a sentence (a Zen 4 core, SQLite: reading, the
+tensor work a chunk costs 67-73 us of CPU a sentence (a Zen 4 core, SQLite: reading, the
 tokenizer's alignment, encoding, span bookkeeping, storing; bench/bench_chunk_costs.py), which
-caps one process near 15,000 sentences/s however fast the GPU; bench/gpu_check.sh times a job
-both ways (no GPU has run it yet)."""
+keeps one process under about 14,000 sentences/s however fast the GPU; bench/gpu_check.sh times
+a job both ways (no GPU has run it yet)."""
 
 from __future__ import annotations
 
