@@ -25,11 +25,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from logging.handlers import QueueHandler, QueueListener
+from logging.handlers import QueueHandler
 from typing import TYPE_CHECKING
 
 import storage
@@ -89,8 +91,7 @@ def run_locally(
         return
     context = multiprocessing.get_context(start_method)
     records = context.Queue()
-    listener = QueueListener(records, _InThisProcess())
-    listener.start()  # it only reads the queue, which the processes only write
+    forwarding = _LogsForwarded(records)
     pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_process,
                                initargs=(records, _log_levels(), settings.torch_threads, os.getpid()))
     try:
@@ -104,7 +105,7 @@ def run_locally(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job's running chunks end soon
-        listener.stop()
+        forwarding.stop()
 
 
 def _model_loaded_here(job_id: int, settings: Settings) -> bool:
@@ -150,6 +151,7 @@ def _start_process(records: multiprocessing.Queue, levels: dict[str, int], torch
     release_stop_signals()
     die_with_parent(parent)
     logging.root.handlers[:] = [QueueHandler(records)]
+    records.cancel_join_thread()  # exiting never waits on the queue's lock (see _LogsForwarded)
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
     import torch
@@ -157,8 +159,30 @@ def _start_process(records: multiprocessing.Queue, levels: dict[str, int], torch
     torch.set_num_threads(torch_threads)
 
 
-class _InThisProcess(logging.Handler):
-    """Handles a tagging process's record as if it were logged here."""
+class _LogsForwarded:
+    """The tagging processes' log records, handled here as if logged here (above the progress
+    bar), by a thread that polls their queue until told to stop. Not logging's QueueListener:
+    it stops on a record sent through the queue, behind the queue's write lock, which a process
+    killed while writing a record (the OOM killer) holds for good; the processes likewise never
+    wait on it to exit. Their records after such a death are lost, the job is not."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
+    def __init__(self, records: multiprocessing.Queue) -> None:
+        self.records = records
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._forward, name="nerq-logs", daemon=True)
+        self.thread.start()
+
+    def _forward(self) -> None:
+        while True:
+            try:
+                record = self.records.get(timeout=0.2)
+            except queue.Empty:
+                if self.stopping.is_set():
+                    return
+                continue
+            logging.getLogger(record.name).handle(record)
+
+    def stop(self) -> None:
+        """Once the queue has been quiet a moment: the processes have ended, their records are in."""
+        self.stopping.set()
+        self.thread.join(timeout=10)

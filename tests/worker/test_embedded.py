@@ -3,6 +3,9 @@ it starts them (the jobs themselves: tests/worker/test_local_jobs.py)."""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import signal
 import threading
 
@@ -10,7 +13,8 @@ import pytest
 import torch
 
 import model.devices
-from worker.embedded import local_processes
+from tests.support.polling import wait_until
+from worker.embedded import _LogsForwarded, local_processes
 from worker.processes import stop_signals_held, usable_cores
 from worker.settings import Settings
 
@@ -50,3 +54,40 @@ def test_a_stop_signal_taken_by_another_thread_waits_for_the_held_block_to_end()
         assert handled == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class Caught(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def log_then_die_holding_the_queue(records: multiprocessing.Queue) -> None:
+    """A tagging process that logs, then is killed while writing to the queue (the OOM killer):
+    the queue's write lock (a semaphore shared by the processes) stays taken."""
+    records.put(logging.makeLogRecord({"name": "nerq.test.forwarded", "msg": "chunk done", "levelno": logging.WARNING}))
+    records.close()
+    records.join_thread()  # the record is written
+    records._wlock.acquire()  # the lock the queue's writers share  # noqa: SLF001
+    os._exit(0)
+
+
+def test_log_forwarding_stops_though_a_dead_process_holds_the_queue():
+    """The tagging processes' records are handled here; stopping never waits on the queue, which
+    a process killed while writing to it leaves locked (logging's QueueListener hung there)."""
+    caught = Caught()
+    logging.getLogger("nerq.test.forwarded").addHandler(caught)
+    fork = multiprocessing.get_context("fork")
+    records = fork.Queue()
+    forwarding = _LogsForwarded(records)
+    holder = fork.Process(target=log_then_die_holding_the_queue, args=(records,))
+    holder.start()
+    holder.join(timeout=60)
+    wait_until(lambda: [r.getMessage() for r in caught.records] == ["chunk done"], "the record to be handled here")
+    stopping = threading.Thread(target=forwarding.stop, daemon=True)
+    stopping.start()
+    wait_until(lambda: not stopping.is_alive(), "the forwarding to stop", timeout=60)
+    assert not forwarding.thread.is_alive()
