@@ -151,7 +151,6 @@ def _start_process(records: multiprocessing.Queue, levels: dict[str, int], torch
     release_stop_signals()
     die_with_parent(parent)
     logging.root.handlers[:] = [QueueHandler(records)]
-    records.cancel_join_thread()  # exiting never waits on the queue's lock (see _LogsForwarded)
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
     import torch
@@ -163,8 +162,8 @@ class _LogsForwarded:
     """The tagging processes' log records, handled here as if logged here (above the progress
     bar), by a thread that polls their queue until told to stop. Not logging's QueueListener:
     it stops on a record sent through the queue, behind the queue's write lock, which a process
-    killed while writing a record (the OOM killer) holds for good; the processes likewise never
-    wait on it to exit. Their records after such a death are lost, the job is not."""
+    killed while writing a record (the OOM killer) holds for good. (The other processes are
+    then terminated with the pool, so none waits on that lock either.)"""
 
     def __init__(self, records: multiprocessing.Queue) -> None:
         self.records = records

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})  # Ctrl-C, and a supervisor's stop
 
@@ -29,14 +29,14 @@ def stop_signals_held() -> Iterator[None]:
     main thread run its handler), so here their handlers only note them until the block ends.
     Call it in the main thread."""
     arrived: list[int] = []
-    handlers = {signum: signal.signal(signum, lambda n, _: arrived.append(n)) for signum in STOP_SIGNALS}
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        yield
+        with ExitStack() as restore:  # undone in reverse, each step even if one before it raised
+            for signum in STOP_SIGNALS:
+                restore.callback(signal.signal, signum, signal.signal(signum, lambda n, _: arrived.append(n)))
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            restore.callback(signal.pthread_sigmask, signal.SIG_SETMASK, held)  # one that waited is noted then
+            yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one that waited is noted now
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
         for signum in dict.fromkeys(arrived):
             signal.raise_signal(signum)
 

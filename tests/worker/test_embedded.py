@@ -78,16 +78,21 @@ def log_then_die_holding_the_queue(records: multiprocessing.Queue) -> None:
 def test_log_forwarding_stops_though_a_dead_process_holds_the_queue():
     """The tagging processes' records are handled here; stopping never waits on the queue, which
     a process killed while writing to it leaves locked (logging's QueueListener hung there)."""
-    caught = Caught()
-    logging.getLogger("nerq.test.forwarded").addHandler(caught)
+    caught, logger = Caught(), logging.getLogger("nerq.test.forwarded")
+    logger.addHandler(caught)
     fork = multiprocessing.get_context("fork")
     records = fork.Queue()
     forwarding = _LogsForwarded(records)
-    holder = fork.Process(target=log_then_die_holding_the_queue, args=(records,))
-    holder.start()
-    holder.join(timeout=60)
-    wait_until(lambda: [r.getMessage() for r in caught.records] == ["chunk done"], "the record to be handled here")
-    stopping = threading.Thread(target=forwarding.stop, daemon=True)
-    stopping.start()
-    wait_until(lambda: not stopping.is_alive(), "the forwarding to stop", timeout=60)
-    assert not forwarding.thread.is_alive()
+    try:
+        holder = fork.Process(target=log_then_die_holding_the_queue, args=(records,))
+        holder.start()
+        holder.join(timeout=60)
+        assert holder.exitcode == 0  # it took the lock
+        wait_until(lambda: [r.getMessage() for r in caught.records] == ["chunk done"], "the record to be handled here")
+        stopping = threading.Thread(target=forwarding.stop, daemon=True)
+        stopping.start()
+        wait_until(lambda: not stopping.is_alive(), "the forwarding to stop", timeout=60)
+        assert not forwarding.thread.is_alive()
+    finally:
+        forwarding.stopping.set()
+        logger.removeHandler(caught)
