@@ -31,6 +31,7 @@ import torch  # noqa: E402
 import model.tagger  # noqa: E402
 from model.corpus import read_corpus  # noqa: E402
 from model.data import default_test_file  # noqa: E402
+from tests.support.corpus_helpers import write_queries  # noqa: E402
 from tests.support.scratch import KINDS, scratch_database  # noqa: E402
 from worker.chunks import run_chunk  # noqa: E402
 from worker.settings import DEFAULT_CHUNK_SIZE  # noqa: E402
@@ -61,7 +62,7 @@ def costs(url: str, model_dir: str, n: int) -> dict:
     queries = [" ".join(s.tokens) for s in read_corpus(default_test_file())]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "queries.txt"
-        path.write_text("".join(queries[i % len(queries)] + "\n" for i in range(n)), encoding="utf-8")
+        write_queries(path, queries, n)
         job_id, chunks = create_job(str(path), "text", name="bench", model_dir=model_dir,
                                     chunk_size=DEFAULT_CHUNK_SIZE, queue="bench")  # a queue no worker reads
     run_chunk(job_id, chunks[0][0], "cpu")  # the model's load and warm-up

@@ -39,6 +39,7 @@ from model import Tagger
 from model.corpus import read_corpus
 from model.data import default_test_file
 from model.defaults import PRECISION_CHOICES
+from tests.support.corpus_helpers import write_queries
 from tests.support.metrics import scrape
 from tests.support.procs import free_port
 from tests.support.scratch import scratch_database
@@ -49,12 +50,6 @@ from worker.settings import DEFAULT_CHUNK_SIZE
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
 THREAD_VARIABLES = ("NERQ_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
-
-
-def write_queries(path: Path, queries: list[str], n: int) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            f.write(queries[i % len(queries)] + "\n")
 
 
 def in_process_rate(model: str, queries: list[str], n: int, precision: str) -> dict[str, float]:
