@@ -6,8 +6,11 @@ process still does on its CPU: that part alone caps one process, however fast it
 
 Stores the test queries repeated to --sentences as a job (chunks of the workers' default size,
 in a fresh SQLite or PostgreSQL database), runs worker.chunks.run_chunk on each chunk after one
-warm-up chunk, and times the model's three parts inside it. Prints one JSON object: microseconds
-a sentence by part, and the rate the CPU work alone allows.
+warm-up chunk, and times the model's three parts inside it. After each chunk, Tagger.tag tags the
+same sentences (the words the model saw), so the worker's time is also set against in-process
+tagging's, measured alternately on the same thread. Prints one JSON object: microseconds a
+sentence by part, the rate the CPU work alone allows, and the worker's time beyond Tagger.tag:
+what caps end-to-end throughput (bench/bench_queue.py) against in-process tagging.
 
     bin/_python bench/bench_chunk_costs.py --model var/models/current [--sentences 40000] [--db postgresql]
 """
@@ -29,11 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import model.tagger  # noqa: E402
+import storage  # noqa: E402
+from model.annotate import prepare  # noqa: E402
 from model.corpus import read_corpus  # noqa: E402
 from model.data import default_test_file  # noqa: E402
 from tests.support.corpus_helpers import write_queries  # noqa: E402
 from tests.support.scratch import KINDS, scratch_database  # noqa: E402
-from worker.chunks import run_chunk  # noqa: E402
+from worker.chunks import job_model, run_chunk  # noqa: E402
+from worker.registry import load_tagger  # noqa: E402
 from worker.settings import DEFAULT_CHUNK_SIZE  # noqa: E402
 from worker.submit import create_job  # noqa: E402
 
@@ -67,16 +73,37 @@ def costs(url: str, model_dir: str, n: int) -> dict:
                                     chunk_size=DEFAULT_CHUNK_SIZE, queue="bench")  # a queue no worker reads
     run_chunk(job_id, chunks[0][0], "cpu")  # the model's load and warm-up
     spent.clear()
-    start = time.perf_counter()
-    for chunk_idx, _, _ in chunks[1:]:
+    total = tagging = 0.0
+    for chunk_idx, first, stop in chunks[1:]:
+        start = time.perf_counter()
         assert run_chunk(job_id, chunk_idx, "cpu").status == "done"
-    total = time.perf_counter() - start
+        total += time.perf_counter() - start
+        tagging += tagger_tag_seconds(job_id, first, stop)
     timed_n = sum(stop - first for _, first, stop in chunks[1:])
     parts = {**spent, "cpu_work": total - sum(spent.values()), "total": total}
     return {"sentences_timed": timed_n,
             "us_per_sentence": {part: round(1e6 * seconds / timed_n, 1) for part, seconds in parts.items()},
             "sentences_per_s": round(timed_n / total),
-            "cpu_work_alone_sentences_per_s": round(timed_n / parts["cpu_work"])}
+            "cpu_work_alone_sentences_per_s": round(timed_n / parts["cpu_work"]),
+            "tagger_tag_us_per_sentence": round(1e6 * tagging / timed_n, 1),
+            "beyond_tagger_tag_us_per_sentence": round(1e6 * (total - tagging) / timed_n, 1),
+            "tagger_tag_vs_worker": round(tagging / total, 3)}
+
+
+def tagger_tag_seconds(job_id: int, first: int, stop: int) -> float:
+    """Seconds Tagger.tag takes for a chunk's sentences (as the model saw them), the same
+    thread and model as the worker's; the model's parts are not counted in `spent`."""
+    with storage.session_scope() as session:
+        version, path = job_model(session, job_id)
+        words = [prepare(s.tokens, s.text).words for s in storage.load_chunk_sentences(session, job_id, first, stop)]
+    tagger = load_tagger(path, version.sha256, "cpu")
+    counted = spent.copy()
+    start = time.perf_counter()
+    tagger.tag(words)
+    seconds = time.perf_counter() - start
+    spent.clear()
+    spent.update(counted)
+    return seconds
 
 
 def main() -> int:
