@@ -115,7 +115,7 @@ def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
     """LSTM states [T, 2, B, H] from input gates [T, 2, B, 4H] (order i, f, o, g, with g's
     pre-activation doubled; overwritten), zero start. tanh(x) is computed as 2 sigmoid(2x) - 1:
     torch's CPU tanh takes about 5x as long as its sigmoid, so a step's two tanh cost more than
-    its matrix product (README, Benchmarks). Activations run in place."""
+    its matrix product (docs/benchmarks.md). Activations run in place."""
     t_max, _, b, four_h = gates.shape
     hidden = four_h // 4
     h = gates.new_zeros(2, b, hidden)
