@@ -28,6 +28,7 @@ import os
 import queue
 import signal
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -179,7 +180,11 @@ class _LogsForwarded:
                 if self.stopping.is_set():
                     return
                 continue
-            logging.getLogger(record.name).handle(record)
+            try:
+                logging.getLogger(record.name).handle(record)
+            except Exception:  # a handler or filter that raises loses its record, not the ones after it
+                if logging.raiseExceptions:  # reported as logging reports its handlers' errors
+                    traceback.print_exc()
 
     def stop(self) -> None:
         """Once the queue has been quiet a moment: the processes have ended, their records are in."""

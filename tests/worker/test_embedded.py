@@ -75,6 +75,34 @@ def log_then_die_holding_the_queue(records: multiprocessing.Queue) -> None:
     os._exit(0)
 
 
+def test_log_forwarding_goes_on_after_a_handler_raises(capsys: pytest.CaptureFixture[str]):
+    """A filter or handler that raises on one record loses that record only: the forwarding
+    thread goes on with the next ones, and stops when told."""
+    caught, logger = Caught(), logging.getLogger("nerq.test.forwarded_after_error")
+    logger.addHandler(caught)
+
+    def refuse(record: logging.LogRecord) -> bool:
+        if record.getMessage() == "bad":
+            raise RuntimeError("this filter fails")
+        return True
+
+    logger.addFilter(refuse)
+    records = multiprocessing.get_context("fork").Queue()
+    forwarding = _LogsForwarded(records)
+    try:
+        for message in ("bad", "good"):
+            records.put(logging.LogRecord(logger.name, logging.WARNING, __file__, 1, message, None, None))
+        wait_until(lambda: [r.getMessage() for r in caught.records] == ["good"], "the record after the failing one")
+        assert forwarding.thread.is_alive()
+        forwarding.stop()
+        assert not forwarding.thread.is_alive()
+        assert "this filter fails" in capsys.readouterr().err
+    finally:
+        forwarding.stopping.set()
+        logger.removeFilter(refuse)
+        logger.removeHandler(caught)
+
+
 def test_log_forwarding_stops_though_a_dead_process_holds_the_queue():
     """The tagging processes' records are handled here; stopping never waits on the queue, which
     a process killed while writing to it leaves locked (logging's QueueListener hung there)."""
