@@ -74,11 +74,14 @@ def costs(url: str, model_dir: str, n: int) -> dict:
     run_chunk(job_id, chunks[0][0], "cpu")  # the model's load and warm-up
     spent.clear()
     total = tagging = 0.0
-    for chunk_idx, first, stop in chunks[1:]:
+    for k, (chunk_idx, first, stop) in enumerate(chunks[1:]):
+        if k % 2:  # each goes first every other chunk: which runs first can be the faster here
+            tagging += tagger_tag_seconds(job_id, first, stop)
         start = time.perf_counter()
         assert run_chunk(job_id, chunk_idx, "cpu").status == "done"
         total += time.perf_counter() - start
-        tagging += tagger_tag_seconds(job_id, first, stop)
+        if not k % 2:
+            tagging += tagger_tag_seconds(job_id, first, stop)
     timed_n = sum(stop - first for _, first, stop in chunks[1:])
     parts = {**spent, "cpu_work": total - sum(spent.values()), "total": total}
     return {"sentences_timed": timed_n,
@@ -99,11 +102,12 @@ def tagger_tag_seconds(job_id: int, first: int, stop: int) -> float:
     tagger = load_tagger(path, version.sha256, "cpu")
     counted = spent.copy()
     start = time.perf_counter()
-    tagger.tag(words)
-    seconds = time.perf_counter() - start
-    spent.clear()
-    spent.update(counted)
-    return seconds
+    try:
+        tagger.tag(words)
+        return time.perf_counter() - start
+    finally:
+        spent.clear()
+        spent.update(counted)
 
 
 def main() -> int:

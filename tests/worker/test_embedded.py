@@ -92,13 +92,15 @@ def test_log_forwarding_goes_on_after_a_handler_raises(capsys: pytest.CaptureFix
     try:
         for message in ("bad", "good"):
             records.put(logging.LogRecord(logger.name, logging.WARNING, __file__, 1, message, None, None))
-        wait_until(lambda: [r.getMessage() for r in caught.records] == ["good"], "the record after the failing one")
+        wait_until(lambda: [r.getMessage() for r in caught.records] == ["good"], "the record after the failing one",
+                   timeout=60)
         assert forwarding.thread.is_alive()
         forwarding.stop()
         assert not forwarding.thread.is_alive()
         assert "this filter fails" in capsys.readouterr().err
     finally:
         forwarding.stopping.set()
+        records.close()
         logger.removeFilter(refuse)
         logger.removeHandler(caught)
 
