@@ -6,9 +6,9 @@ process still does on its CPU: that part alone caps one process, however fast it
 
 Stores the test queries repeated to --sentences as a job (chunks of the workers' default size,
 in a fresh SQLite or PostgreSQL database), runs worker.chunks.run_chunk on each chunk after one
-warm-up chunk, and times the model's three parts inside it. After each chunk, Tagger.tag tags the
-same sentences (the words the model saw), so the worker's time is also set against in-process
-tagging's, measured alternately on the same thread. Prints one JSON object: microseconds a
+warm-up chunk, and times the model's three parts inside it. Beside each chunk (after it, or before
+it every other chunk) Tagger.tag tags the same sentences (the words the model saw) on the same
+thread, so the worker's time is also set against in-process tagging's. Prints one JSON object: microseconds a
 sentence by part, the rate the CPU work alone allows, and the worker's time beyond Tagger.tag:
 what caps end-to-end throughput (bench/bench_queue.py) against in-process tagging.
 
