@@ -124,14 +124,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def interleaved(taggers: dict, sentences: list[list[str]], ours: Tagger, rounds: int) -> tuple[dict, list]:
-    """Median-ready timings: every tagger once per round, in turn, so load hits them alike."""
+    """Median-ready timings: every tagger once per round, in turn, so load hits them alike; each
+    round starts one tagger further on, so none always runs right after the same one (on a Zen 3,
+    a tagger right after the slow emulated precisions ran up to 1.3x slower than its twin)."""
     for tag in taggers.values():
         tag(sentences)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in taggers}
     stages: list[dict[str, float]] = []
-    for _ in range(rounds):
-        for name, tag in taggers.items():
-            times[name].append(seconds(lambda: tag(sentences)))
+    names = list(taggers)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            times[name].append(seconds(lambda: taggers[name](sentences)))
         stages.append(stage_seconds(ours, sentences))
     return times, stages
 
