@@ -25,7 +25,7 @@ RUN useradd --create-home --uid 1000 --user-group nerq
 WORKDIR /app
 
 # Layers from the least to the most often changed. torch first: it is the largest, and with
-# it in place the project's pin (torch<=2.13.0) is already met and pip keeps this build.
+# it in place the project's pin (torch>=2.3,<3) is already met and pip keeps this build.
 # A wheel for this variant in deploy/wheels/ (torch-2.13.0+cpu-...whl) is installed instead of
 # the download, for hosts that cannot reach the PyTorch index; the directory is empty in git.
 COPY deploy/wheels/ /tmp/wheels/

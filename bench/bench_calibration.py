@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 from model import Tagger
-from model.calibration import expected_calibration_error, fit_temperature, reliability, scored_entities, threshold_table
+from model.calibration import (expected_calibration_error, fit_temperature, reliability_figures, scored_entities,
+                               threshold_table)
 from model.checkpoint import read_metrics, write_calibration
 from model.corpus import Sentence, read_corpus
 from model.data import default_test_file
@@ -30,9 +31,8 @@ from model.train import split_dev
 
 def measure(tagger: Tagger, sentences: list[Sentence]) -> dict:
     pairs, n_gold = scored_entities(tagger, sentences)
-    return {"temperature": tagger.temperature, "entities": len(pairs), "gold_spans": n_gold,
-            "ece": round(expected_calibration_error(pairs), 4), "thresholds": threshold_table(pairs, n_gold),
-            "reliability": reliability(pairs)}
+    return {**reliability_figures(pairs, tagger.temperature), "gold_spans": n_gold,
+            "thresholds": threshold_table(pairs, n_gold)}
 
 
 def dev_split(model_dir: str) -> tuple[list[Sentence], bool]:

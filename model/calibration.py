@@ -49,6 +49,19 @@ def reliability(pairs: Sequence[Scored], bins: int = 10) -> list[dict]:
     return rows
 
 
+def reliability_figures(pairs: Sequence[Scored], temperature: float) -> dict:
+    """What a reliability diagram draws of entities scored at one temperature: their ECE and
+    bins (count, mean score, share correct), rounded so that a model directory's JSON stays small."""
+    bins = [{**row, "mean_score": _rounded(row["mean_score"]), "accuracy": _rounded(row["accuracy"])}
+            for row in reliability(pairs)]
+    return {"temperature": temperature, "entities": len(pairs),
+            "ece": round(expected_calibration_error(pairs), 4), "reliability": bins}
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
 def expected_calibration_error(pairs: Sequence[Scored], bins: int = 10) -> float:
     """Mean |share correct - mean score| over the bins, weighted by their entity counts."""
     if not pairs:

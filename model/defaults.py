@@ -3,8 +3,8 @@
 DEFAULT_BATCH_SIZE = 128  # CPU: sentences per batch (128 measured faster than 256: cache-sized steps)
 DEFAULT_MAX_TOKENS = 8192  # CPU: padded tokens per batch, bounds memory for long inputs
 # CPU: one time step's fixed cost in sentences' worth of work, for cutting batches where padding
-# against steps costs least (model.batching.plan_batches). Of 8 to 256, 32 was the fastest, or
-# within noise of it, on chunks of 1000 test queries: int8 and fp32, 1 and 2 threads (Zen 4, 2026-12-05).
+# against steps costs least (model.batching.plan_batches). 32 was the fastest value measured, or
+# within noise of it (docs/benchmarks.md#the-step-cost).
 CPU_STEP_COST = 32.0
 CUDA_BATCH_SIZE = 4096  # a GPU needs wide batches to be busy; see bench/gpu_check.sh
 CUDA_MAX_TOKENS = 131072

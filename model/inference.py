@@ -22,6 +22,7 @@ from torch import nn
 from .defaults import PRECISION_CHOICES as PRECISIONS
 from .network import BiLSTMTagger
 from .reversal import reverse_time, reversed_positions
+from .torch_private import AMX, AVX512_BF16, CPU_PROBES, INT_MM, MKLDNN_BF16, VNNI, private, probe
 from .vocab import UNK_ID
 
 _H_SCALE = 127.0  # h = o * tanh(c) is in (-1, 1)
@@ -29,40 +30,33 @@ _H_SCALE = 127.0  # h = o * tanh(c) is in (-1, 1)
 
 def auto_cpu_precision() -> str:
     """What ``auto`` runs on this CPU: the fastest precision measured within 0.1 test F1 of fp32
-    (bench/bench_tagger.py, 2 threads, and single-thread runs as workers use by default).
-    - AMX (a 2-core Xeon): bf16, its tags differing from fp32 in 3 of 1953 test sentences;
-      ``torch._int_mm`` was slower than bf16 there. With oneDNN's fused LSTM (:class:`FusedBiLSTM`,
-      2026-12-06) bf16 ran 1.7x int8 and fp32 on two threads, one sentence differing from fp32.
-    - AVX512-BF16 with VNNI, no AMX (a 2-core AMD EPYC Zen 4): int8, 1.15x bf16 on one thread
-      (3 interleaved runs), 0.88-1.10x on two (5 runs, median 1.09); test F1 71.61 against
-      71.58 for fp32 and bf16. On Zen 5 (2026-12-06) int8 ran 1.08x bf16 on one thread (one
-      run) and 1.00-1.12x on two (3 runs). Intel Cooper Lake falls here too, unmeasured. Those
-      were bf16 in the step loop: bf16 in oneDNN's fused LSTM is unmeasured on these CPUs.
-    - Other CPUs: fp32. On a 2-core AMD EPYC Zen 3 (AVX2 and FMA only, 2026-12-06), bf16 ran
-      at 0.08x fp32 (converted in software) and int8 at 0.07x (no int8 kernel: see
-      :func:`slow_precision`). A Zen 5 with ATen and oneDNN capped at AVX2 had shown int8 at
-      1.06-1.10x fp32: as a stand-in for an AVX2 CPU, that cap was wrong for int8. On a 2-core
-      Intel Xeon Ice Lake (AVX-512 with VNNI, no BF16 or AMX; Cascade Lake is alike, unmeasured)
-      int8 ran at 0.98x fp32 on one thread and 0.93x on two, bf16 at 0.44x and 0.59x (9
-      interleaved rounds each, 2026-12-06): ``torch._int_mm`` there multiplied 2.6x faster than
-      fp32, but quantizing and rescaling each step cost as much as it saved."""
-    if torch.cpu._is_amx_tile_supported():
-        return "bf16"
-    if torch.cpu._is_avx512_bf16_supported():
-        return "int8" if torch.cpu._is_vnni_supported() else "bf16"
+    on each kind of CPU (docs/benchmarks.md#auto-precision-by-cpu), where this torch can run it."""
+    if probe(AMX):
+        return runnable("bf16")
+    if probe(AVX512_BF16):
+        return runnable("int8" if probe(VNNI) else "bf16")
     return "fp32"
 
 
 def slow_precision(precision: str) -> str | None:
     """Why ``precision`` runs far slower than fp32 on this CPU (an explicit choice is still
-    honoured, so a fleet's setting works on every node), or None. Measured on a Zen 3 (AVX2) and an
-    Ice Lake (AVX-512 VNNI): ``torch._int_mm`` without AVX-512 VNNI and bf16 without AVX512-BF16
-    or AMX are not native."""
-    if precision == "int8" and not torch.cpu._is_vnni_supported():
+    honoured, so a fleet's setting works on every node), or None: ``torch._int_mm`` without
+    AVX-512 VNNI and bf16 without AVX512-BF16 or AMX are not native
+    (docs/benchmarks.md#auto-precision-by-cpu)."""
+    if precision == "int8" and not probe(VNNI):
         return "no AVX-512 VNNI; int8 ran 15x slower than fp32 on such a CPU"
-    if precision == "bf16" and not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+    if precision == "bf16" and not (probe(AVX512_BF16) or probe(AMX)):
         return "no AVX512-BF16 or AMX; bf16 ran 1.7-13x slower than fp32 on such CPUs"
     return None
+
+
+# The private torch functions each CPU precision's path calls (model.torch_private).
+NEEDS = {"fp32": (), "bf16": (*CPU_PROBES, MKLDNN_BF16), "int8": (*CPU_PROBES, INT_MM)}
+
+
+def runnable(precision: str) -> str:
+    """``precision`` on CPU, or fp32 where this torch lacks a private function its path needs."""
+    return precision if all(private(name) is not None for name in NEEDS[precision]) else "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -73,7 +67,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
         if name == "int8":
             raise ValueError("precision int8 is CPU-only; use fp32 or bf16 on CUDA")
         return "fp32" if name == "auto" else name
-    return auto_cpu_precision() if name == "auto" else name
+    return auto_cpu_precision() if name == "auto" else runnable(name)
 
 
 def _gate_order(weight: torch.Tensor) -> torch.Tensor:
@@ -89,6 +83,7 @@ class RecurrentProduct:
     def __init__(self, w_hh: torch.Tensor, precision: str) -> None:  # w_hh: [2, 4H, H]
         self.precision = precision
         if precision == "int8":
+            self.int_mm = private(INT_MM)
             scale = w_hh.abs().amax(dim=2, keepdim=True).clamp_min(1e-12) / 127.0  # [2, 4H, 1]
             self.weight = (w_hh / scale).round().to(torch.int8).transpose(1, 2).contiguous()
             self.scale = (scale.squeeze(2) / _H_SCALE).unsqueeze(1)  # [2, 1, 4H]
@@ -104,18 +99,18 @@ class RecurrentProduct:
             return gates.add_(torch.bmm(h.to(torch.bfloat16), self.weight))
         q = (h * _H_SCALE).round_().to(torch.int8)
         # Each direction's product goes straight into one int32 buffer (addcmul_ still casts it
-        # to fp32 inside): Tagger.tag 1.03-1.04x against stacking them (interleaved, Zen 5).
+        # to fp32 inside): faster than stacking them (docs/benchmarks.md#int8-products).
         acc = gates.new_empty(gates.shape, dtype=torch.int32)
         for d in range(2):
-            torch._int_mm(q[d], self.weight[d], out=acc[d])
+            self.int_mm(q[d], self.weight[d], out=acc[d])
         return gates.addcmul_(acc, self.scale)
 
 
 def recur(gates: torch.Tensor, product: RecurrentProduct) -> torch.Tensor:
     """LSTM states [T, 2, B, H] from input gates [T, 2, B, 4H] (order i, f, o, g, with g's
     pre-activation doubled; overwritten), zero start. tanh(x) is computed as 2 sigmoid(2x) - 1:
-    torch's CPU tanh takes about 5x as long as its sigmoid, so a step's two tanh cost more than
-    its matrix product (docs/benchmarks.md). Activations run in place."""
+    torch's CPU tanh takes several times as long as its sigmoid, so a step's two tanh cost more
+    than its matrix product (docs/benchmarks.md#the-step-loops-tanh). Activations run in place."""
     t_max, _, b, four_h = gates.shape
     hidden = four_h // 4
     h = gates.new_zeros(2, b, hidden)
@@ -190,12 +185,9 @@ class FusedBiLSTM(nn.Module):
     a step's matrix products and gate arithmetic run fused, where :class:`FastBiLSTM` dispatches a
     dozen ops a step. Inputs, weights and the states handed on are bf16. Each direction is a
     one-way LSTM; the backward one reads each sentence reversed within its own length, as in
-    FastBiLSTM, so padding never reaches a sentence's states. On a 2-core Xeon with AMX
-    (2026-12-06) the recurrence ran 1.6-2.2x FastBiLSTM's in bf16, and Tagger.tag 1.39x the
-    step loop's bf16 on one thread, 1.49-1.61x on two; the step loop stays faster in fp32
-    (oneDNN's fp32 LSTM ran 0.7x it). Its batches are filled in turn (the Tagger's ``step_cost``
-    None): cut at least estimated cost, as for the step loop, they ran 0.81-0.83x in one call
-    and 0.91-0.95x in chunks of 1000."""
+    FastBiLSTM, so padding never reaches a sentence's states. It beats the step loop in bf16
+    only, and its batches are filled in turn (the Tagger's ``step_cost`` None), as that ran
+    faster than cutting them at least estimated cost (docs/benchmarks.md#the-fused-bf16-lstm)."""
 
     def __init__(self, model: BiLSTMTagger, word_chars: torch.Tensor) -> None:
         super().__init__()
@@ -232,9 +224,9 @@ def _one_way(lstm: nn.LSTM, layer: int, direction: int) -> nn.LSTM:
 
 def fused_bf16() -> bool:
     """Whether bf16 runs oneDNN's fused LSTM on this CPU: where bf16 is native (AMX or
-    AVX512-BF16; measured with AMX only) and torch's oneDNN has bf16 kernels. Elsewhere (Ice
-    Lake, AVX2) bf16 stays in the step loop, whose figures there are measured."""
-    return slow_precision("bf16") is None and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    AVX512-BF16) and torch's oneDNN has bf16 kernels. Elsewhere bf16 stays in the step loop,
+    the path measured there (docs/benchmarks.md#the-fused-bf16-lstm)."""
+    return slow_precision("bf16") is None and probe(MKLDNN_BF16)
 
 
 def cpu_emissions(model: BiLSTMTagger, word_chars: torch.Tensor, precision: str) -> nn.Module:

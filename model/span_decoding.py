@@ -4,7 +4,7 @@ the single most likely tag sequence (Viterbi).
 Where a span is uncertain, say a plot that may start a word earlier or later, Viterbi commits
 to one reading even when each is less likely than not, and entity F1 counts a wrong guess as a
 false positive and a miss. Keeping only the spans more likely than a threshold (chosen on dev by
-model.train) raised test F1 by 0.66 to 1.26 over Viterbi on the same weights (3 seeds, docs/benchmarks.md).
+model.train) raised test F1 over Viterbi on the same weights (docs/benchmarks.md#span-decoding).
 
 A span's probability is at most its first tag's marginal (B-X) and each inner tag's (I-X), so
 only starts whose B-X marginal passes are scored, each extended while I-X's does. Kept spans

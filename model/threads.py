@@ -2,10 +2,9 @@
 
 A batch's recurrent step is a small matrix product (128 sentences by 200 units per direction)
 and a few element-wise ops; torch's intra-op threads split each one across cores and join after
-it. On 2 cores of a Xeon with AMX (bf16), the 1953 test queries ran at 5,715 sentences/s on one
-thread, 7,161 (1.25x) with two intra-op threads, and 9,502 (1.66x) with two batches at once, one
-thread each (2026-12-05). torch releases the GIL inside its ops, so Python threads are enough,
-and each batch computes exactly what it would alone."""
+it, so whole batches on threads of their own scale better than one batch split across them
+(docs/benchmarks.md#batches-on-threads). torch releases the GIL inside its ops, so Python
+threads are enough, and each batch computes exactly what it would alone."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import data
 from .batching import Batch, Encoded, encode, iter_batches
-from .calibration import expected_calibration_error, fit_temperature, scored_entities
+from .calibration import fit_temperature, reliability_figures, scored_entities
 from .checkpoint import default_out_dir, point_current, save_model_dir, write_calibration
 from .corpus import CorpusFormatError, Sentence, read_corpus
 from .devices import resolve_device
@@ -214,13 +214,15 @@ def _dev_calibration(model: BiLSTMTagger, vocab: Vocab, dev_set: Sequence[Senten
     """A score temperature fit on dev by the early-stopped model, which never trained on it:
     the refit model sees dev, so nothing held out is left to fit it afterwards. The refit
     trains as long on 10% more data, and keeps this temperature (bench/bench_calibration.py
-    measures the result on test)."""
+    measures the result on test). What it measured on dev, before and after the temperature,
+    is kept for bin/report's reliability diagram (``dev``)."""
     tagger = Tagger(model, vocab, cache_chars=False)
-    raw = expected_calibration_error(scored_entities(tagger, dev_set)[0])
+    raw = reliability_figures(scored_entities(tagger, dev_set)[0], tagger.temperature)
     tagger.temperature = fit_temperature(tagger, dev_set)
+    calibrated = reliability_figures(scored_entities(tagger, dev_set)[0], tagger.temperature)
     return {"temperature": tagger.temperature, "fit_on": "dev, by the model before the refit",
-            "dev_sentences": len(dev_set), "dev_ece_raw": round(raw, 4),
-            "dev_ece": round(expected_calibration_error(scored_entities(tagger, dev_set)[0]), 4)}
+            "dev_sentences": len(dev_set), "dev_ece_raw": raw["ece"], "dev_ece": calibrated["ece"],
+            "dev": {"raw": raw, "calibrated": calibrated}}
 
 
 def _teacher_targets(cfg: TrainConfig, vocab: Vocab, split: tuple[Sequence[Sentence], Sequence[Sentence]],

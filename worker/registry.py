@@ -91,7 +91,7 @@ def freeze_long_lived() -> None:
     """Keep what lives as long as the process (imports, loaded models) out of the cyclic
     collector's scans. A chunk's thousands of short-lived results otherwise set off full
     collections that walk every one of those objects each time: freezing them made a worker's
-    chunks 1.2x faster and Tagger.tag 1.05x (one CPU thread, 2026-12-06). What earlier freezes
+    chunks faster (docs/benchmarks.md#freezing-loaded-models). What earlier freezes
     kept is released and collected first, so cyclic garbage is never kept past the next load;
     frozen objects without cycles are still freed as soon as nothing refers to them."""
     gc.unfreeze()

@@ -17,8 +17,7 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "var/models/current"
 # Sentences per task. A chunk is tagged in length-sorted batches, so a larger one pads less:
-# 2000 tagged 1.11-1.17x faster than 1000 in bf16 (oneDNN's fused LSTM), 1.06-1.08x in fp32 and
-# 1.02-1.04x in int8, on a Xeon with AMX, one thread (docs/benchmarks.md).
+# 2000 tagged faster than 1000 in every precision (docs/benchmarks.md#the-chunk-size).
 DEFAULT_CHUNK_SIZE = 2000
 DEFAULT_EVAL_SCHEDULE = "interval:86400"  # daily
 DEFAULT_QUEUE = "nerqueue"  # the Celery queue of jobs submitted without --queue

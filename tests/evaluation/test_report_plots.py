@@ -4,6 +4,7 @@ through matplotlib's artists (lines, texts, ticks), not only that a file was wri
 from __future__ import annotations
 
 import calendar
+import json
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,9 +13,10 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from model.checkpoint import read_calibration
 from worker.report.data import Run
 from worker.report.page import render_page
-from worker.report.plots import plot_f1_over_time
+from worker.report.plots import plot_f1_over_time, plot_reliability
 
 LABELS = ["Actor", "Award", "Character_Name", "Director", "Genre", "Opinion", "Origin", "Plot", "Quote",
           "Relationship", "Soundtrack", "Year"]
@@ -88,3 +90,28 @@ def test_overall_row_of_the_page_has_its_support():
     page = render_page([run], {}, "tiny")
     overall_row = next(line for line in page.split("<tr>") if line.startswith("<td>overall</td>"))
     assert f"<td>{sum(s['support'] for s in run.per_label.values())}</td>" in overall_row
+
+
+def test_a_trained_models_reliability_diagram_draws_what_training_measured_on_dev(tmp_path: Path, tiny_model: Path):
+    """bin/train saves the dev figures behind its temperature (bins before and after it, small);
+    the report draws them for a model never measured on test, and says so without any figures."""
+    calibration = read_calibration(tiny_model)
+    dev = calibration["dev"]
+    assert dev["raw"]["temperature"] == 1.0 and dev["calibrated"]["temperature"] == calibration["temperature"]
+    assert (dev["raw"]["ece"], dev["calibrated"]["ece"]) == (calibration["dev_ece_raw"], calibration["dev_ece"])
+    for figures in dev.values():
+        bins = figures["reliability"]
+        assert len(bins) == 10 and sum(b["n"] for b in bins) == figures["entities"] > 0
+    assert len(json.dumps(dev)) < 4000
+
+    ax = only_axes(plot_reliability(calibration, "tiny", tmp_path / "reliability.png"))
+    drawn = {line.get_label().split()[0]: line for line in ax.get_lines()}
+    assert set(drawn) == {"perfectly", "raw", "calibrated"} and "dev set" in ax.get_title()
+    for name in ("raw", "calibrated"):
+        filled = [b for b in dev[name]["reliability"] if b["n"]]
+        assert list(drawn[name].get_xdata()) == [b["mean_score"] for b in filled] != []
+        assert list(drawn[name].get_ydata()) == [b["accuracy"] for b in filled]
+
+    empty = plot_reliability({"temperature": 1.3}, "old", tmp_path / "none.png")
+    assert [t.get_text() for t in empty.axes[0].texts] == [
+        "no calibration measured for old\n(bench/bench_calibration.py --save)"]

@@ -3,12 +3,15 @@ LSTM) against the network."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
-from model import Tagger
+from model import Tagger, torch_private
+from model.corpus import read_corpus
 from model.defaults import CPU_STEP_COST
-from model.inference import (FastBiLSTM, FusedBiLSTM, auto_cpu_precision, cpu_emissions, fused_bf16,
+from model.inference import (NEEDS, FastBiLSTM, FusedBiLSTM, auto_cpu_precision, cpu_emissions, fused_bf16,
                              resolve_precision, slow_precision)
 from model.network import BiLSTMTagger, ModelConfig
 from model.vocab import UNK_ID
@@ -60,7 +63,7 @@ def test_bf16_runs_fused_where_it_is_native():
     model, word_chars = tiny_network(1, 30)
     chosen = {p: type(cpu_emissions(model, word_chars, p)) for p in ("fp32", "bf16", "int8")}
     assert chosen == {"fp32": FastBiLSTM, "bf16": FusedBiLSTM if fused_bf16() else FastBiLSTM, "int8": FastBiLSTM}
-    assert fused_bf16() == (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    assert fused_bf16() == (torch_private.probe(torch_private.AMX) or torch_private.probe(torch_private.AVX512_BF16))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -108,3 +111,52 @@ def test_precisions_this_cpu_would_run_slowly(monkeypatch, amx, bf16, vnni, slow
     monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: vnni)
     assert {p for p in ("fp32", "bf16", "int8") if slow_precision(p)} == slow
     assert slow_precision(auto_cpu_precision()) is None  # auto never picks one
+
+
+class Without:
+    """A torch namespace with one attribute gone, as a release that dropped it would have."""
+
+    def __init__(self, inner: object, name: str) -> None:
+        self._inner, self._name = inner, name
+
+    def __getattr__(self, attr: str) -> object:
+        if attr == self._name:
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
+
+
+def remove_from_torch(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``torch.<name>`` missing for the test (torch.ops namespaces make any name on demand)."""
+    *path, attr = name.split(".")
+    if not path:
+        monkeypatch.delattr(torch, attr)
+        return
+    parent = functools.reduce(getattr, path[:-1], torch)
+    monkeypatch.setattr(parent, path[-1], Without(getattr(parent, path[-1]), attr))
+
+
+# Each private function, and the precisions whose path calls it.
+PRIVATE = {torch_private.AMX: ("auto", "bf16", "int8"), torch_private.AVX512_BF16: ("auto", "bf16", "int8"),
+           torch_private.VNNI: ("auto", "bf16", "int8"), torch_private.MKLDNN_BF16: ("bf16",),
+           torch_private.INT_MM: ("int8",)}
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_a_torch_without_a_private_function_tags_in_fp32(monkeypatch, caplog, tiny_model, test_file, name):
+    """A torch release that dropped one of them still tags, as the fp32 path does, warned once."""
+    sentences = [s.tokens for s in read_corpus(test_file)][:300]
+    expected = Tagger.load(tiny_model, "cpu", precision="fp32").tag(sentences)
+    monkeypatch.setattr(torch_private, "_warned", set())
+    remove_from_torch(monkeypatch, name)
+    assert torch_private.private(name) is None
+    for precision in PRIVATE[name]:
+        tagger = Tagger.load(tiny_model, "cpu", precision=precision)
+        assert tagger.precision == "fp32" and resolve_precision(precision, torch.device("cpu")) == "fp32"
+        assert tagger.tag(sentences) == expected
+    warned = [r.getMessage() for r in caplog.records if r.name == torch_private.__name__]
+    assert len(warned) == 1 and f"torch.{name}" in warned[0], warned
+
+
+def test_the_private_functions_are_found_in_this_torch():
+    assert all(torch_private.private(name) is not None for name in PRIVATE)
+    assert NEEDS.keys() == {"fp32", "bf16", "int8"} and set(PRIVATE) == {n for names in NEEDS.values() for n in names}

@@ -163,11 +163,22 @@ def plot_training_curve(metrics: dict[str, Any], model_label: str, out: Path) ->
     return fig
 
 
-def plot_reliability(calibration: dict[str, Any], model_label: str, out: Path) -> None:
-    """Entity scores against how often such entities are exactly right (bench_calibration.py's
-    test-set measurement in calibration.json): on the diagonal, a score means what it says."""
+def reliability_measured(calibration: dict[str, Any]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """(the sentences measured, [(raw or calibrated, its figures)]) from calibration.json: the
+    test set's, which bench/bench_calibration.py --save writes, else dev's, which bin/train
+    saves with the temperature it fits; ("", []) for a model with neither."""
+    for figures, sentences in ((calibration, "test"), (calibration.get("dev") or {}, "dev")):
+        measured = [(name, figures[name]) for name in ("raw", "calibrated") if name in figures]
+        if measured:
+            return sentences, measured
+    return "", []
+
+
+def plot_reliability(calibration: dict[str, Any], model_label: str, out: Path) -> Figure:
+    """Entity scores against how often such entities are exactly right (calibration.json's
+    figures, :func:`reliability_measured`): on the diagonal, a score means what it says."""
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
-    measured = [(name, calibration[name]) for name in ("raw", "calibrated") if name in calibration]
+    sentences, measured = reliability_measured(calibration)
     if not measured:
         _empty(fig, f"no calibration measured for {model_label}\n(bench/bench_calibration.py --save)")
     else:
@@ -181,7 +192,8 @@ def plot_reliability(calibration: dict[str, Any], model_label: str, out: Path) -
         ax.set_ylim(0, 1)
         ax.set_xlabel("entity score (mean per bin)")
         ax.set_ylabel("share exactly a gold span")
-        ax.set_title(f"Reliability of entity scores: {model_label}")
+        ax.set_title(f"Reliability of entity scores: {model_label}\n(measured on the {sentences} set)")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
     fig.savefig(out, dpi=100)
+    return fig
