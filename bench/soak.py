@@ -169,11 +169,6 @@ class Fleet:
     def stop(self) -> None:
         stop_all(self.procs)
 
-    def resent_by_sweeper(self) -> int:
-        """Chunks the sweeper sent again, by the workers' logs (a figure, not a check)."""
-        return sum(int(line.split("sweeper: sent ")[1].split()[0]) for p in self.procs
-                   if isinstance(p, WorkerProcess) for line in p.text().splitlines() if "sweeper: sent " in line)
-
 
 def submit_jobs(env: dict[str, str], tmp: Path, input_path: Path, queue: str, args: argparse.Namespace,
                 procs: list[BinProcess]) -> list[Submit]:
@@ -241,7 +236,8 @@ class Soak:
         return statuses
 
     def _poll(self) -> dict[int, str] | None:
-        """Each job's status, and the chunks' states into the watch; None while the database is down."""
+        """Each job's status, and the chunks' states into the watch; None while the database is down.
+        Also run at each fault: a chunk may start and finish between two polls of the loop."""
         import sqlalchemy.exc
 
         import storage
@@ -259,10 +255,12 @@ class Soak:
     def _faults(self, t: float, schedule: Schedule, fraction: float) -> None:
         assert self.watch is not None
         if schedule.kill_due():
-            self.watch.fault("worker_kill", t)
             self.fleet.kill_one(t)
+            self._poll()  # after the kill: the chunk it held stays `running`, untouched, in SQL
+            self.watch.fault("worker_kill", t)
         for kind in schedule.restarts_due(fraction):
             log(f"{kind} at {t:.0f}s ({fraction:.0%} of the sentences finished)")
+            self._poll()  # just before: the chunks the restart hits
             self.watch.fault(kind, t)
             server = self.redis if kind == "redis_restart" else self.pg
             server.stop()
@@ -285,8 +283,8 @@ class Soak:
                   "kills_of_workers_not_yet_ready": sum(k["was_ready"] is False for k in self.fleet.kills),
                   "workers_started": sum(isinstance(p, WorkerProcess) for p in self.fleet.procs),
                   "unexpected_worker_exits": self.fleet.unexpected_exits,
-                  "chunks_resent_by_sweeper": self.fleet.resent_by_sweeper(),
-                  "per_job": {j: {k: c[k] for k in ("exact", "chunks", "chunks_retried", "max_attempts", "mismatches")}
+                  "per_job": {j: {k: c[k] for k in ("exact", "chunks", "chunks_retried", "max_attempts",
+                                                     "chunks_resent", "mismatches")}
                            for j, c in checks.items()}}
         result["sentences_per_s"] = round(result["sentences_submitted"] / timings["seconds"], 1)
         result["targets"] = targets(result, self.args)
@@ -326,7 +324,7 @@ def soak(args: argparse.Namespace, model: str, stack: contextlib.ExitStack) -> d
     env = worker_env(args, model, redis_server.url, pg.url)
     import storage
 
-    storage.get_engine(pg.url)  # migrate once, before several processes race to do it
+    storage.upgrade(pg.url)  # as bin/db upgrade does: commands never migrate PostgreSQL by themselves
     queries = base_queries()
     input_path = tmp / "queries.txt"
     write_input(input_path, queries, args.sentences)

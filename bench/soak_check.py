@@ -67,8 +67,8 @@ def exactness(url: str, job_id: int, n: int, expected: list[list[str]]) -> dict:
                 exp_spans.c.start == e.c.start, exp_spans.c.end == e.c.end)))
             .where(e.c.job_id == job_id, exp_spans.c.base_idx.is_(None)))
         entities = scalar(select(func.count()).select_from(e).where(e.c.job_id == job_id))
-        retried = conn.execute(select(func.count().filter(c.c.attempts > 1), func.max(c.c.attempts), func.count())
-                               .where(c.c.job_id == job_id)).one()
+        retried = conn.execute(select(func.count().filter(c.c.attempts > 1), func.max(c.c.attempts), func.count(),
+                                      func.sum(c.c.sends)).where(c.c.job_id == job_id)).one()
         conn.rollback()  # nothing to keep: the temporary tables go with the connection
     per_query = [len(bio_spans(t)) for t in expected]
     expected_entities = sum(per_query[i % base] for i in range(n))
@@ -76,6 +76,7 @@ def exactness(url: str, job_id: int, n: int, expected: list[list[str]]) -> dict:
         "exact": not any(counts.values()) and entities == expected_entities,
         "mismatches": counts, "entities": entities, "expected_entities": expected_entities,
         "chunks": retried[2], "chunks_retried": retried[0], "max_attempts": retried[1] or 0,
+        "chunks_resent": (retried[3] or 0) - retried[2],  # messages beyond bin/submit's one a chunk: the sweeper's
         "lost": counts["missing_sentences"] + counts["untagged_sentences"],
         "duplicated": counts["extra_sentences"] + counts["duplicate_entities"] + max(0, -counts["n_done_short"]),
     }
@@ -83,8 +84,10 @@ def exactness(url: str, job_id: int, n: int, expected: list[list[str]]) -> dict:
 
 def totals(n: int, checks: dict[int, dict]) -> dict:
     """The report's sums over the jobs (each of n sentences): a sentence is lost if it has no
-    row or no tags; duplicated counts extra rows, entities stored twice and sentences counted twice."""
+    row or no tags; duplicated counts extra rows, entities stored twice and sentences counted twice;
+    chunks_resent_by_sweeper, the messages it sent (chunks.sends beyond each chunk's first)."""
     lost = sum(c["lost"] for c in checks.values())
     return {"sentences_submitted": n * len(checks), "sentences_tagged": n * len(checks) - lost,
             "sentences_lost": lost, "duplicated": sum(c["duplicated"] for c in checks.values()),
-            "jobs_exact": sum(c["exact"] for c in checks.values())}
+            "jobs_exact": sum(c["exact"] for c in checks.values()),
+            "chunks_resent_by_sweeper": sum(c["chunks_resent"] for c in checks.values())}

@@ -27,7 +27,7 @@ from .schema import Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
     "ChunkInfo", "claim_chunk", "mark_chunk_failed", "mark_chunks_sent", "requeue_stale_chunks",
-    "save_tagged_chunk", "touch_chunk",
+    "save_tagged_chunk", "stale_queued_chunks", "touch_chunk",
 ]
 
 
@@ -162,36 +162,60 @@ def touch_chunk(session: Session, job_id: int, chunk_idx: int) -> str:
 
 
 def mark_chunks_sent(session: Session, chunks: Iterable[tuple[int, int]]) -> None:
-    """Stamp sent_at on (job id, chunk idx) pairs whose messages the broker just accepted."""
+    """Stamp sent_at, and count one more message in sends, on (job id, chunk idx) pairs whose
+    messages the broker just accepted (bin/submit's and the sweeper's)."""
     keys = list(chunks)
     if keys:
         session.execute(
-            update(Chunk).where(tuple_(Chunk.job_id, Chunk.chunk_idx).in_(keys)).values(sent_at=_now(session))
+            update(Chunk).where(tuple_(Chunk.job_id, Chunk.chunk_idx).in_(keys))
+            .values(sent_at=_now(session), sends=Chunk.sends + 1)
             .execution_options(synchronize_session=False)
         )
 
 
-def requeue_stale_chunks(session: Session, older_than_seconds: float, status: str = "running") -> list[tuple[int, int, str]]:
-    """Set chunks in `status` idle for that long back to queued, and return them as (job id,
-    chunk idx, queue) for the caller to send again. A running chunk is idle since its last
-    heartbeat; a queued one since its message was last sent (or, never sent, since it was
-    queued): lost with a crash before the send or with the broker's last writes, however
-    busy its queue is. Only jobs that went through a broker take part. One UPDATE: of two
-    sweepers, one takes each chunk."""
+def _stale(session: Session, older_than_seconds: float, status: str) -> tuple[Any, ...]:
+    """The conditions of a chunk in `status` idle for that long, in a job that went through a
+    broker: a running chunk is idle since its last heartbeat, a queued one since its message
+    was last sent (or, never sent, since it was queued)."""
     _check(status, ACTIVE, "status")
-    now = _now(session)
     idle_since = Chunk.updated_at if status == "running" else func.coalesce(Chunk.sent_at, Chunk.updated_at)
     brokered = select(Job.id).where(Job.status.in_(ACTIVE), Job.queue.is_not(None))
+    return (Chunk.status == status, idle_since < _now(session) - timedelta(seconds=older_than_seconds),
+            Chunk.job_id.in_(brokered))
+
+
+def stale_queued_chunks(session: Session, older_than_seconds: float) -> list[tuple[int, int, str]]:
+    """Queued chunks whose message was sent that long ago (or never), as (job id, chunk idx,
+    queue), oldest first: the sweeper asks the broker which of them still have a message."""
+    rows = session.execute(
+        select(Chunk.job_id, Chunk.chunk_idx, Job.queue).join(Job, Job.id == Chunk.job_id)
+        .where(*_stale(session, older_than_seconds, "queued"))
+        .order_by(func.coalesce(Chunk.sent_at, Chunk.updated_at), Chunk.job_id, Chunk.chunk_idx)
+    ).all()
+    return [tuple(row) for row in rows]
+
+
+def requeue_stale_chunks(session: Session, older_than_seconds: float, status: str = "running",
+                         only: Sequence[tuple[int, int]] | None = None) -> list[tuple[int, int, str]]:
+    """Take chunks in `status` idle for that long (of `only`, if given) for sending again: set
+    them queued, touched and stamped sent now, and return them as (job id, chunk idx, queue),
+    in `only`'s order, else by job and chunk. The stamp keeps a second sweeper, or this
+    sweep's look at queued chunks, from taking a chunk again before mark_chunks_sent counts
+    its message. One UPDATE: of two sweepers, one takes each chunk."""
+    if only is not None and not only:
+        return []
+    now = _now(session)
+    picked = () if only is None else (tuple_(Chunk.job_id, Chunk.chunk_idx).in_(list(only)),)
     moved = session.execute(
-        update(Chunk)
-        .where(Chunk.status == status, idle_since < now - timedelta(seconds=older_than_seconds),
-               Chunk.job_id.in_(brokered))
-        .values(status="queued", updated_at=now)
+        update(Chunk).where(*_stale(session, older_than_seconds, status), *picked)
+        .values(status="queued", updated_at=now, sent_at=now)
         .returning(Chunk.job_id, Chunk.chunk_idx)
         .execution_options(synchronize_session=False)  # no Chunk objects in the session to update
     ).all()
     queue_of = dict(session.execute(select(Job.id, Job.queue).where(Job.id.in_({j for j, _ in moved}))).all())
-    return sorted((job_id, chunk_idx, queue_of[job_id]) for job_id, chunk_idx in moved)
+    taken = {(job_id, chunk_idx): queue_of[job_id] for job_id, chunk_idx in moved}
+    order = sorted(taken) if only is None else [key for key in only if key in taken]
+    return [(*key, taken[key]) for key in order]
 
 
 _ENTITY_COLUMNS = ("job_id", *EntityRow._fields)

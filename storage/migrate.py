@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["SchemaMismatch", "current_revision", "ensure_schema", "head_revision", "upgrade"]  # what `storage` re-exports; bin/db uses the rest
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-# The newest migration's revision (a test checks it is Alembic's head): a command starting on an
-# up-to-date database compares against it and never imports Alembic (a third of its start-up).
-HEAD = "0009"
+# The newest migration's revision, from the files' numbered names (a test checks it is Alembic's
+# head): a command starting on an up-to-date database compares against it and never imports
+# Alembic (a third of its start-up).
+HEAD = max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 # One PostgreSQL advisory lock id for "migrating nerqueue's schema", held for the transaction.
 PG_LOCK_ID = zlib.crc32(b"nerqueue.storage.migrate")
 

@@ -187,6 +187,8 @@ class Chunk(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When its message was last sent (NULL: never): the sweeper resends queued chunks sent too long ago.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Messages sent for it, by bin/submit and the sweeper: more than 1 means the sweeper sent it again.
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The arithmetic the worker that saved its tags ran in (fp32, bf16, int8).
     precision: Mapped[str | None] = mapped_column(String(8))
 

@@ -44,8 +44,10 @@ class Settings(BaseSettings):
     regression_f1: float = Field(1.0, ge=0)  # NERQ_REGRESSION_F1: overall F1 drop (points) that is a regression
     regression_label_f1: float = Field(3.0, ge=0)  # NERQ_REGRESSION_LABEL_F1: per-label F1 drop that is one...
     regression_min_support: int = Field(50, ge=0)  # NERQ_REGRESSION_MIN_SUPPORT: ...for labels with this support
-    # NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again
-    stale_chunk_seconds: float = Field(600.0, gt=0)
+    # NERQ_STALE_CHUNK_SECONDS: a chunk without progress this long is sent again. 60 s: 12
+    # heartbeats (every 5 s) and well above a model load or a database blip, and with the
+    # 60 s sweep a lost message waits at most 2 min; a deep queue no longer costs resends.
+    stale_chunk_seconds: float = Field(60.0, gt=0)
     sweep_interval_seconds: float = Field(60.0, gt=0)  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
     db_retry_seconds: float = Field(300.0, ge=0)  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
     metrics_port: int | None = Field(None, ge=1, le=65535)  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)

@@ -11,7 +11,7 @@ from model.checkpoint import ModelLoadError
 
 from .celery_app import app, settings
 from .chunks import ChunkGaveUp, ChunkLimits, ChunkOutcome, fail_chunk, run_chunk
-from .sweeper import sweep
+from .sweeper import TAG_CHUNK, sweep
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ChunkTask(Task):
             log.exception("could not record the failure of job %s chunk %s", job_id, chunk_idx)
 
 
-@app.task(base=ChunkTask, name="nerqueue.tag_chunk")
+@app.task(base=ChunkTask, name=TAG_CHUNK)
 def tag_chunk(job_id: int, chunk_idx: int) -> dict:
     outcome: ChunkOutcome = run_chunk(job_id, chunk_idx, settings.device, ChunkLimits.from_settings(settings))
     return {"status": outcome.status, "sentences": outcome.n_sentences, "job_status": outcome.job_status}
@@ -57,10 +57,12 @@ def send_chunk(job_id: int, chunk_idx: int, queue: str | None) -> None:
 
 @app.task(name="nerqueue.sweep_stale_chunks")
 def sweep_stale_chunks(older_than_seconds: float | None = None) -> list[list]:
-    """Send again the chunks that made no progress for that long (default NERQ_STALE_CHUNK_SECONDS).
+    """Send again the chunks that made no progress for that long (default NERQ_STALE_CHUNK_SECONDS)
+    and whose message is gone, asking the broker on a connection of this sweep's own.
     bin/beat sends this every NERQ_SWEEP_INTERVAL_SECONDS, with its own NERQ_STALE_CHUNK_SECONDS."""
     older_than = settings.stale_chunk_seconds if older_than_seconds is None else older_than_seconds
-    return [list(c) for c in sweep(older_than, send_chunk)]
+    with app.connection_for_read() as broker:
+        return [list(c) for c in sweep(older_than, send_chunk, broker)]
 
 
 @app.task(name="nerqueue.evaluate_model")
