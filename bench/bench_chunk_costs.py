@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 import model.tagger  # noqa: E402
 import storage  # noqa: E402
-from model.annotate import prepare  # noqa: E402
+from model.chunk_tagging import ChunkWords  # noqa: E402
 from model.corpus import read_corpus  # noqa: E402
 from model.data import default_test_file  # noqa: E402
 from tests.support.corpus_helpers import write_queries  # noqa: E402
@@ -60,7 +60,7 @@ def time_the_model() -> None:
     """The tensor work of a chunk, as Tagger calls it: the emission network, decoding, span scores."""
     model.tagger.Tagger._forward = timed("forward", model.tagger.Tagger._forward)
     model.tagger.decode = timed("decode", model.tagger.decode)
-    model.tagger.Tagger.span_scores = timed("span_scores", model.tagger.Tagger.span_scores)
+    model.tagger.Tagger.span_scores_at = timed("span_scores", model.tagger.Tagger.span_scores_at)
 
 
 def costs(url: str, model_dir: str, n: int) -> dict:
@@ -98,7 +98,7 @@ def tagger_tag_seconds(job_id: int, first: int, stop: int) -> float:
     thread and model as the worker's; the model's parts are not counted in `spent`."""
     with storage.session_scope() as session:
         version, path = job_model(session, job_id)
-        words = [prepare(s.tokens, s.text).words for s in storage.load_chunk_sentences(session, job_id, first, stop)]
+        words = ChunkWords.build(*storage.load_chunk_text(session, job_id, first, stop)).words
     tagger = load_tagger(path, version.sha256, "cpu")
     counted = spent.copy()
     start = time.perf_counter()

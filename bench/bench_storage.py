@@ -1,6 +1,7 @@
 """Speed of storage/'s bulk paths, on a fresh SQLite file and/or a fresh PostgreSQL database:
-add_sentences, then save_tagged_chunk of every chunk with its entities (one transaction each,
-as workers do), then load_chunk_sentences of every chunk (as workers read them) and the
+add_sentences (with the model's words, as bin/submit stores them), then save_tagged_chunk of
+every chunk with its entities (one transaction each, tags as JSON and entities as tuples, as
+workers pass them), then load_chunk_text of every chunk (as workers read them) and the
 exports iter_job_results and iter_job_entities. Sentences and their gold entities come from
 the corpus test file, repeated up to --n. Prints one JSON object; rates are medians over
 --repeats, and save_vs_add is the sink's rate against add_sentences' (target >= 0.5).
@@ -25,22 +26,33 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from model.corpus import read_corpus  # noqa: E402
 from model.data import default_test_file  # noqa: E402
+from model.annotate import plain_words  # noqa: E402
 from model.spans import bio_spans  # noqa: E402
 from storage import (  # noqa: E402
-    EntityRow,
     add_sentences,
     create_chunks,
     create_job,
     get_engine,
     iter_job_entities,
     iter_job_results,
-    load_chunk_sentences,
+    json_tag_lists,
+    load_chunk_text,
     save_tagged_chunk,
     session_scope,
 )
 from tests.support.scratch import KINDS, scratch_database  # noqa: E402
 
 Example = tuple[list[str], list[str], list[tuple[str, int, int, str]]]  # tokens, tags, (label, start, end, text)
+
+
+TAG_NAMES: list[str] = []  # the tags seen, in order: tags as the ids a model gives
+
+
+def tag_ids(tags: list[str]) -> list[int]:
+    for tag in tags:
+        if tag not in TAG_NAMES:
+            TAG_NAMES.append(tag)
+    return [TAG_NAMES.index(tag) for tag in tags]
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -73,7 +85,7 @@ def load_chunks(url: str, job_id: int, chunks: list[tuple[int, int, int]]) -> fl
     start = time.perf_counter()
     for _, first, stop in chunks:
         with session_scope(url) as session:
-            assert len(load_chunk_sentences(session, job_id, first, stop)) == stop - first
+            assert len(load_chunk_text(session, job_id, first, stop).words) == stop - first
     return time.perf_counter() - start
 
 
@@ -81,7 +93,7 @@ def one_run(url: str, examples: list[Example], n: int, n_entities: int, chunk_si
     """Seconds for each phase of storing and reading one n-sentence job."""
     with session_scope(url) as s:
         job_id = create_job(s, name="bench", input_path="bench", input_sha256="0" * 64, input_format="bio").id
-    sentences = ((i, examples[i % len(examples)][0]) for i in range(n))
+    sentences = ((i, tokens, None, plain_words(tokens)) for i in range(n) for tokens in [examples[i % len(examples)][0]])
     seconds = {"add_sentences": timed(url, add_sentences, job_id, sentences)}
     with session_scope(url) as s:
         chunks = create_chunks(s, job_id, chunk_size)
@@ -89,11 +101,11 @@ def one_run(url: str, examples: list[Example], n: int, n_entities: int, chunk_si
     seconds["save_tagged_chunk"] = 0.0
     for chunk_idx, start, stop in chunks:
         rows = [(i, examples[i % len(examples)]) for i in range(start, stop)]
-        tags = [(i, ex[1]) for i, ex in rows]
-        entities = [EntityRow(i, *span) for i, ex in rows for span in ex[2]]
+        tags = list(zip(range(start, stop), json_tag_lists(TAG_NAMES, [tag_ids(ex[1]) for _, ex in rows])))
+        entities = [(i, *span) for i, ex in rows for span in ex[2]]
         seconds["save_tagged_chunk"] += timed(url, save_tagged_chunk, job_id, chunk_idx, tags, entities)
 
-    seconds["load_chunk_sentences"] = load_chunks(url, job_id, chunks)
+    seconds["load_chunk_text"] = load_chunks(url, job_id, chunks)
     seconds["iter_job_results"] = timed(url, read_all, job_id, n)
     seconds["iter_job_entities"] = timed(url, read_entities, job_id, n_entities)
     return seconds

@@ -9,14 +9,11 @@ character offsets taken in its tokens joined by single spaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from .spans import Span, bio_spans
 from .tokenizer import ModelInput, model_input, token_starts, token_tags, word_range
-
-if TYPE_CHECKING:  # a tagger is passed in: preparing input (bin/results, bin/submit) needs no torch
-    from .tagger import Tagger
 
 
 class Entity(NamedTuple):
@@ -27,11 +24,6 @@ class Entity(NamedTuple):
     char_end: int
     text: str  # source[char_start:char_end]
     score: float
-
-
-class Annotated(NamedTuple):
-    tags: list[str]  # one per token
-    entities: list[Entity]
 
 
 class Prepared(NamedTuple):
@@ -59,6 +51,25 @@ def prepare(tokens: Sequence[str], text: str | None = None) -> Prepared:
     return Prepared(list(tokens), source, token_starts(tokens, source), inp)
 
 
+def plain_words(tokens: Sequence[str], text: str | None = None) -> str | None:
+    """The model's words joined by spaces if the sentence is plain, else None. Plain: the model
+    sees the tokens themselves (given tokens), or one word per token at its length with the
+    tokens one space apart in the line, as most queries are. Its tags are then its words', and
+    every offset follows from the words' lengths (model.chunk_tagging needs nothing else)."""
+    if not tokens:
+        return None
+    if text is None:
+        return " ".join(tokens)
+    words, owners = model_input(tokens)
+    if owners != list(range(len(tokens))) or text != " ".join(tokens) or any(map(_other_length, words, tokens)):
+        return None
+    return " ".join(words)
+
+
+def _other_length(word: str, token: str) -> bool:
+    return len(word) != len(token)
+
+
 def on_tokens(p: Prepared, word_tags: Sequence[str]) -> TokenTags:
     tags = token_tags(p.inp, word_tags, len(p.tokens)) if p.inp is not None else list(word_tags)
     return TokenTags(tags, bio_spans(tags))
@@ -69,34 +80,3 @@ def scored_spans(p: Prepared, read: TokenTags) -> list[Span]:
     if p.inp is None:
         return read.spans
     return [Span(s.label, *word_range(p.inp, s.start, s.end)) for s in read.spans]
-
-
-def annotate(p: Prepared, read: TokenTags, scores: Sequence[float]) -> Annotated:
-    """Token tags and entities; ``scores`` are those of :func:`scored_spans`, in its order."""
-    entities = []
-    for span, score in zip(read.spans, scores, strict=True):
-        start = p.starts[span.start]
-        end = p.starts[span.end - 1] + len(p.tokens[span.end - 1])
-        entities.append(Entity(span.label, span.start, span.end, start, end, p.source[start:end], score))
-    return Annotated(read.tags, entities)
-
-
-def iter_annotated(
-    tagger: Tagger, prepared: Sequence[Prepared], batch_size: int | None = None, max_tokens: int | None = None
-) -> Iterator[tuple[list[int], list[Annotated]]]:
-    """(positions into ``prepared``, their annotations) a group at a time, scores from the
-    tagging pass itself. Sentences that give the model no words (only punctuation) come
-    first, all ``O``; then the tagger's batches."""
-    silent = [i for i, p in enumerate(prepared) if not p.words]
-    if silent:
-        yield silent, [annotate(prepared[i], on_tokens(prepared[i], []), []) for i in silent]
-    seen = [i for i, p in enumerate(prepared) if p.words]
-    encoded = tagger.encode([prepared[i].words for i in seen])
-    read: dict[int, TokenTags] = {}  # by position in seen, from scoring until annotated
-
-    def spans_of(k: int, word_tags: list[str]) -> list[Span]:  # (may run on several threads)
-        tags = read[k] = on_tokens(prepared[seen[k]], word_tags)
-        return scored_spans(prepared[seen[k]], tags)
-
-    for batch, _, scores in tagger.iter_scored(encoded, spans_of, batch_size, max_tokens):
-        yield [seen[k] for k in batch], [annotate(prepared[seen[k]], read.pop(k), s) for k, s in zip(batch, scores)]

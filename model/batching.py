@@ -8,8 +8,10 @@ callers can put results back in input order.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
 
 import numpy as np
 import torch
@@ -23,14 +25,38 @@ REPLAN_ABOVE_PADDING = 0.02
 
 @dataclass
 class Encoded:
-    """One sentence as id arrays (no tensors yet: cheap to hold many)."""
+    """Sentences as flat arrays, a row per word pointing into the vocabulary's token table
+    (Vocab.token_rows): a chunk is encoded with one look-up a word, and each batch gathers its
+    ids from the table by index, with no per-sentence or per-word arrays."""
 
-    words: np.ndarray  # [L] int64
-    chars: np.ndarray  # [L, longest word] int64, padded with PAD_ID
-    tags: np.ndarray | None = None  # [L] int64
+    table: np.ndarray  # [R, 2 + MAX_WORD_CHARS] int64: word id, char ids padded with PAD_ID, char count; row 0 padding
+    rows: np.ndarray  # [W + 1] int64: each word's row in table, then 0 (padding)
+    offsets: np.ndarray  # [N + 1]: sentence i's words are rows[offsets[i]:offsets[i + 1]]
+    tags: np.ndarray | None = None  # [W + 1] int64, then 0
 
     def __len__(self) -> int:
-        return len(self.words)
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, index: slice) -> Encoded:
+        """Sentences [start, stop) of these, sharing their arrays."""
+        picked = range(len(self))[index]
+        if picked.step != 1:
+            raise ValueError("only contiguous slices of encoded sentences")
+        return replace(self, offsets=self.offsets[picked.start : picked.stop + 1])
+
+    def sentence(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(word ids [L], char ids [L, longest word]) of sentence i alone."""
+        ids = self._ids(self.rows[self.offsets[i] : self.offsets[i + 1]])
+        return ids[..., 0], ids[..., 1:]
+
+    def _ids(self, rows: np.ndarray) -> np.ndarray:
+        """[..., 1 + longest word's chars (at least 1)]: word id, then char ids, of these table rows."""
+        width = max(1, int(self.table[rows, -1].max(initial=0)))
+        return self.table[:, : 1 + width][rows]
 
 
 @dataclass
@@ -51,15 +77,13 @@ class Batch:
         )
 
 
-def encode(vocab: Vocab, tokens: Sequence[str], tags: Sequence[str] | None = None) -> Encoded:
-    rows = [vocab.token_row(t) for t in tokens]
-    width = max(max((n for n, _ in rows), default=1), 1)
-    table = np.frombuffer(b"".join(row for _, row in rows), dtype=np.int64).reshape(len(rows), MAX_WORD_CHARS + 1)
-    return Encoded(
-        table[:, 0].copy(),
-        table[:, 1 : 1 + width].copy(),
-        None if tags is None else np.array([vocab.tag_id(t) for t in tags], dtype=np.int64),
-    )
+def encode(vocab: Vocab, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None = None) -> Encoded:
+    """All sentences at once: their words' rows in the vocabulary's token table."""
+    table, rows = vocab.token_rows(chain.from_iterable(sentences))
+    offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in sentences], out=offsets[1:])
+    tag_ids = None if tags is None else np.array([*map(vocab.tag_id, chain.from_iterable(tags)), 0], dtype=np.int64)
+    return Encoded(table, np.append(rows, 0), offsets, tag_ids)
 
 
 def plan_batches(
@@ -133,51 +157,57 @@ def _cut_least_cost(
     pool: list[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None, step_cost: float
 ) -> list[list[int]]:
     """Runs of a length-sorted pool within both caps, of least estimated cost (plan_batches):
-    dynamic programming over where the last batch starts, one vectorised minimum per position."""
-    sorted_lengths = np.array([lengths[i] for i in pool], dtype=np.float64)
+    dynamic programming over where the last batch starts. The cost of batch [k, end) is
+    longest * (step_cost + end - k), so the best start minimises best[k] - longest * k over the
+    caps' window: a sliding-window minimum (a deque of candidates, rebuilt when longest
+    changes), constant work a sentence."""
+    sorted_lengths = [float(lengths[i]) for i in pool]
     n = len(pool)
-    best = np.zeros(n + 1)  # best[j]: least cost of the first j sentences
-    start = np.zeros(n + 1, dtype=np.int64)  # where the last batch of that plan starts
-    positions = np.arange(n + 1, dtype=np.float64)
+    best = [0.0] * (n + 1)  # best[j]: least cost of the first j sentences
+    start = [0] * (n + 1)  # where the last batch of that plan starts
+    window: deque[int] = deque()  # candidate starts, their values rising (the first of equals kept)
+    current = None
     for end in range(1, n + 1):
         longest = sorted_lengths[end - 1]
         fits = batch_size if max_tokens is None else max(1, int(max_tokens // max(longest, 1)))
         first = end - min(batch_size, fits, end)
-        # cost of batch [k, end) = longest * (step_cost + end - k)
-        options = best[first:end] - longest * positions[first:end]
-        k = int(np.argmin(options))
-        best[end] = options[k] + longest * (step_cost + end)
-        start[end] = first + k
+        if longest != current:
+            current, _ = longest, window.clear()
+            candidates = range(first, end)
+        else:
+            candidates = range(end - 1, end)
+        for k in candidates:
+            value = best[k] - longest * k
+            while window and best[window[-1]] - longest * window[-1] > value:
+                window.pop()
+            window.append(k)
+        while window[0] < first:
+            window.popleft()
+        k = window[0]
+        best[end] = (best[k] - longest * k) + longest * (step_cost + end)
+        start[end] = k
     batches, end = [], n
     while end > 0:
         batches.append(pool[start[end] : end])
-        end = int(start[end])
+        end = start[end]
     return batches[::-1]
 
 
-def collate(encoded: Sequence[Encoded], indices: list[int]) -> Batch:
-    """Pad the chosen sentences into one batch (on CPU)."""
-    items = [encoded[i] for i in indices]
-    n, t = len(items), max(len(e) for e in items)
-    c = max(e.chars.shape[1] for e in items)
-    words = np.full((n, t), PAD_ID, dtype=np.int64)
-    chars = np.full((n, t, c), PAD_ID, dtype=np.int64)
-    has_tags = items[0].tags is not None
-    tags = np.zeros((n, t), dtype=np.int64) if has_tags else None
-    for row, e in enumerate(items):
-        words[row, : len(e)] = e.words
-        chars[row, : len(e), : e.chars.shape[1]] = e.chars
-        if tags is not None:
-            tags[row, : len(e)] = e.tags
-    lengths = torch.tensor([len(e) for e in items], dtype=torch.long)
-    mask = torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)
+def collate(encoded: Encoded, indices: list[int]) -> Batch:
+    """Pad the chosen sentences into one batch (on CPU), gathered from the token table."""
+    picked = np.asarray(indices, dtype=np.int64)
+    lengths = encoded.offsets[picked + 1] - encoded.offsets[picked]
+    steps = np.arange(int(lengths.max()))
+    inside = steps < lengths[:, None]
+    at = np.where(inside, encoded.offsets[picked][:, None] + steps, len(encoded.rows) - 1)  # else the padding
+    ids = encoded._ids(encoded.rows[at])  # [B, T, 1 + chars]
     return Batch(
         indices,
-        torch.from_numpy(words),
-        torch.from_numpy(chars),
-        lengths,
-        mask,
-        None if tags is None else torch.from_numpy(tags),
+        torch.from_numpy(ids[:, :, 0]),
+        torch.from_numpy(ids[:, :, 1:]),
+        torch.from_numpy(lengths),
+        torch.from_numpy(inside),
+        None if encoded.tags is None else torch.from_numpy(encoded.tags[at]),
     )
 
 
@@ -187,5 +217,5 @@ def iter_batches(
     max_tokens: int | None = None,
     rng: random.Random | None = None,
 ) -> Iterator[Batch]:
-    for indices in plan_batches([len(e) for e in encoded], batch_size, max_tokens, rng):
+    for indices in plan_batches(encoded.lengths.tolist(), batch_size, max_tokens, rng):
         yield collate(encoded, indices)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .annotate import iter_annotated, prepare
+from .chunk_tagging import tag_sentences
 from .corpus import Sentence
 from .spans import bio_spans
 from .tagger import Tagger
@@ -28,13 +28,12 @@ class Scored(NamedTuple):
 
 def scored_entities(tagger: Tagger, sentences: Sequence[Sentence]) -> tuple[list[Scored], int]:
     """(every predicted entity's score and correctness, the number of gold spans)."""
-    pairs: list[Scored] = []
-    prepared = [prepare(s.tokens) for s in sentences]
-    for positions, annotated in iter_annotated(tagger, prepared):
-        for i, a in zip(positions, annotated):
-            gold = set(bio_spans(sentences[i].tags or []))
-            pairs += [Scored(e.score, (e.label, e.start, e.end) in gold) for e in a.entities]
-    return pairs, sum(len(bio_spans(s.tags or [])) for s in sentences)
+    tagged = tag_sentences(tagger, [s.tokens for s in sentences], [None] * len(sentences))
+    gold = [set(bio_spans(s.tags or [])) for s in sentences]
+    pairs = [Scored(score, (label, start, end) in gold[p]) for p, label, start, end, score
+             in zip(tagged.position.tolist(), tagged.label, tagged.start.tolist(), tagged.end.tolist(),
+                    tagged.score.tolist())]
+    return pairs, sum(map(len, gold))
 
 
 def reliability(pairs: Sequence[Scored], bins: int = 10) -> list[dict]:

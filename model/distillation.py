@@ -52,7 +52,7 @@ def pair_marginals(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials,
 
 
 @torch.no_grad()
-def ensemble_targets(teachers: Sequence[BiLSTMTagger], encoded: Sequence[Encoded], batch_size: int,
+def ensemble_targets(teachers: Sequence[BiLSTMTagger], encoded: Encoded, batch_size: int,
                      device: torch.device) -> list[SoftTargets]:
     """The ensemble's expected counts for each encoded sentence, in input order."""
     out: list[SoftTargets | None] = [None] * len(encoded)

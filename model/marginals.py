@@ -61,7 +61,8 @@ def _not_inside(scores: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
     return scores.scatter(1, idx.i_tag[:, None], float("-inf")).logsumexp(1)
 
 
-def _unflatten(values: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
+def per_sentence(values: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
+    """The flat values of index_spans(spans) back as a list for each sentence."""
     flat = values.tolist()
     out, at = [], 0
     for sentence in spans:
@@ -81,7 +82,12 @@ def crf_span_probabilities(
     idx = index_spans(spans, tags, emissions.device)
     if not len(idx.row):
         return [[] for _ in spans]
-    return _unflatten(span_probabilities(emissions, recursions(emissions, mask, pot), pot, idx), spans)
+    return per_sentence(crf_probabilities_at(emissions, mask, pot, idx), spans)
+
+
+def crf_probabilities_at(emissions: torch.Tensor, mask: torch.Tensor, pot: Potentials, idx: SpanIndex) -> torch.Tensor:
+    """[N]: the marginal probability of each indexed span (at least one)."""
+    return span_probabilities(emissions, recursions(emissions, mask, pot), pot, idx)
 
 
 def span_probabilities(emissions: torch.Tensor, rec: Recursions, pot: Potentials, idx: SpanIndex) -> torch.Tensor:
@@ -104,8 +110,13 @@ def softmax_span_probabilities(
     idx = index_spans(spans, tags, emissions.device)
     if not len(idx.row):
         return [[] for _ in spans]
+    return per_sentence(softmax_probabilities_at(emissions, mask, idx), spans)
+
+
+def softmax_probabilities_at(emissions: torch.Tensor, mask: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
+    """[N]: softmax_span_probabilities of each indexed span (at least one)."""
     logp = torch.log_softmax(emissions, dim=2)
     score = logp[idx.row, idx.start, idx.b_tag] + _inside_sum(logp, idx)
     not_inside = _not_inside(logp[idx.row, _next_position(idx, emissions)], idx)
     score = score + torch.where(idx.end < mask.sum(1)[idx.row], not_inside, torch.zeros_like(score))
-    return _unflatten(torch.exp(score), spans)
+    return torch.exp(score)

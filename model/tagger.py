@@ -16,7 +16,7 @@ from .defaults import CPU_STEP_COST, CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_B
 from .devices import resolve_device
 from .forward_backward import Potentials, crf_potentials
 from .inference import FusedBiLSTM, auto_cpu_precision, cpu_emissions, resolve_precision, slow_precision
-from .marginals import crf_span_probabilities, softmax_span_probabilities
+from .marginals import SpanIndex, crf_probabilities_at, index_spans, per_sentence, softmax_probabilities_at
 from .network import BiLSTMTagger, decode, ids_to_tags
 from .spans import Span, bio_spans
 from .threads import batch_threads, map_in_threads
@@ -57,7 +57,7 @@ class Tagger:
         self.precision = resolve_precision(precision, self.device) if cache_chars else "fp32"
         self._emissions: torch.nn.Module = model
         if cache_chars:
-            word_chars = torch.from_numpy(encode(vocab, vocab.words).chars).to(self.device)
+            word_chars = torch.from_numpy(encode(vocab, [vocab.words]).sentence(0)[1].copy()).to(self.device)
             if cuda:  # cuDNN's fused LSTM; the per-vocabulary table pays off on CPU
                 model.cache_char_features(word_chars)
             else:
@@ -91,8 +91,8 @@ class Tagger:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
-        return [encode(self.vocab, tokens) for tokens in sentences]
+    def encode(self, sentences: Sequence[Sequence[str]]) -> Encoded:
+        return encode(self.vocab, sentences)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bf16 on CUDA runs the training network under autocast; on CPU cpu_emissions' network does it."""
@@ -105,15 +105,15 @@ class Tagger:
         with self._autocast():
             return self._emissions(batch.words, batch.chars, batch.lengths).float()
 
-    def _iter_batches(
-        self, encoded: Sequence[Encoded], batch_size: int | None, max_tokens: int | None, finish: Finish[R],
+    def map_batches(
+        self, encoded: Encoded, batch_size: int | None, max_tokens: int | None, finish: Finish[R],
     ) -> Iterator[R]:
         """``finish(batch, emissions, tag ids)`` of each batch, in plan order. On CPU, as many
         batches run at once as torch has threads (model.threads); on CUDA, one thread or one
         batch, a batch is decoded once the next one's forward pass is queued, so a GPU computes
         while the host waits on a decoding's results."""
         plan = plan_batches(
-            [len(e) for e in encoded], batch_size or self.batch_size, max_tokens or self.max_tokens,
+            encoded.lengths.tolist(), batch_size or self.batch_size, max_tokens or self.max_tokens,
             step_cost=self.step_cost,
         )
         self.model.eval()  # the model may be shared with a training loop that left it in train mode
@@ -123,7 +123,7 @@ class Tagger:
         else:
             yield from self._pipelined(encoded, plan, finish)
 
-    def _queue_batch(self, encoded: Sequence[Encoded], indices: list[int]) -> tuple[Batch, torch.Tensor]:
+    def _queue_batch(self, encoded: Encoded, indices: list[int]) -> tuple[Batch, torch.Tensor]:
         batch = collate(encoded, indices).to(self.device)
         return batch, self._forward(batch)
 
@@ -131,11 +131,11 @@ class Tagger:
         batch, emissions = queued
         return finish(batch, emissions, decode(self.model, emissions, batch.mask))
 
-    def _run_batch(self, encoded: Sequence[Encoded], indices: list[int], finish: Finish[R]) -> R:
+    def _run_batch(self, encoded: Encoded, indices: list[int], finish: Finish[R]) -> R:
         with torch.inference_mode():  # per thread: the mode is thread-local
             return self._decoded(self._queue_batch(encoded, indices), finish)
 
-    def _pipelined(self, encoded: Sequence[Encoded], plan: list[list[int]], finish: Finish[R]) -> Iterator[R]:
+    def _pipelined(self, encoded: Encoded, plan: list[list[int]], finish: Finish[R]) -> Iterator[R]:
         queued: list[tuple[Batch, torch.Tensor]] = []
         with torch.inference_mode():
             for indices in plan:
@@ -150,18 +150,18 @@ class Tagger:
 
     def iter_tagged(
         self,
-        encoded: Sequence[Encoded],
+        encoded: Encoded,
         batch_size: int | None = None,
         max_tokens: int | None = None,
     ) -> Iterator[tuple[list[int], list[list[str]]]]:
         """(input positions, their tags) one batch at a time, for callers that check in between
         (cancellation, progress) or never hold all results."""
-        yield from self._iter_batches(encoded, batch_size, max_tokens,
+        yield from self.map_batches(encoded, batch_size, max_tokens,
                                       lambda batch, _, ids: (batch.indices, self._tags(batch, ids)))
 
     def iter_scored(
         self,
-        encoded: Sequence[Encoded],
+        encoded: Encoded,
         spans_of: SpansOf | None = None,
         batch_size: int | None = None,
         max_tokens: int | None = None,
@@ -174,18 +174,21 @@ class Tagger:
         def scored(batch: Batch, emissions: torch.Tensor, ids: torch.Tensor) -> tuple[list[int], list, list]:
             tags = self._tags(batch, ids)
             spans = [spans_of(i, t) for i, t in zip(batch.indices, tags)]
-            return batch.indices, tags, self.span_scores(emissions, batch.mask, spans)
+            idx = index_spans(spans, self.vocab.tags, emissions.device)
+            if not len(idx.row):
+                return batch.indices, tags, [[] for _ in spans]
+            return batch.indices, tags, per_sentence(self.span_scores_at(emissions, batch.mask, idx), spans)
 
-        yield from self._iter_batches(encoded, batch_size, max_tokens, scored)
+        yield from self.map_batches(encoded, batch_size, max_tokens, scored)
 
-    def span_scores(self, emissions: torch.Tensor, mask: torch.Tensor, spans: Sequence[Sequence[Span]]) -> list[list[float]]:
-        """Marginal probability of each span (CRF forward-backward, or softmax without a CRF),
-        with the model's calibration temperature: potentials divided by it."""
+    def span_scores_at(self, emissions: torch.Tensor, mask: torch.Tensor, idx: SpanIndex) -> torch.Tensor:
+        """[N]: the marginal probability of each indexed span (at least one; CRF forward-backward,
+        or softmax without a CRF), with the model's calibration temperature: potentials divided by it."""
         t = self.temperature
         if self.model.crf is None:
-            return softmax_span_probabilities(emissions / t, mask, self.vocab.tags, spans)
+            return softmax_probabilities_at(emissions / t, mask, idx)
         pot = Potentials(*(x / t for x in crf_potentials(self.model.crf)))
-        return crf_span_probabilities(emissions / t, mask, pot, self.vocab.tags, spans)
+        return crf_probabilities_at(emissions / t, mask, pot, idx)
 
     def tag(
         self,

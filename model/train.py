@@ -75,7 +75,7 @@ def train_epoch(
     model: BiLSTMTagger,
     averaged: AveragedModel | None,
     optimizer: torch.optim.Optimizer,
-    encoded: Sequence[Encoded],
+    encoded: Encoded,
     cfg: TrainConfig,
     rng: random.Random,
     device: torch.device,
@@ -167,7 +167,7 @@ def _fit(cfg: TrainConfig, vocab: Vocab, sentences: Sequence[Sentence], device: 
     Returns (model with the kept weights, per-epoch history, kept epoch)."""
     seed_everything(cfg.seed)
     model = _new_model(cfg, vocab, device)
-    encoded = [encode(vocab, s.tokens, s.tags) for s in sentences]
+    encoded = encode(vocab, [s.tokens for s in sentences], [s.tags for s in sentences])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 / cfg.lr_decay)
     averaged = _weight_average(model, cfg)
@@ -242,7 +242,7 @@ def _teacher_targets(cfg: TrainConfig, vocab: Vocab, split: tuple[Sequence[Sente
         summary["teacher_dev_f1"].append(round(float(max(row["dev_f1"] for row in history)), 3))
     print(f"distilling: the model trains on {cfg.distill_weight:g} of the teachers' averaged distribution "
           f"and {1 - cfg.distill_weight:g} of the gold tags", flush=True)
-    encoded = [encode(vocab, s.tokens) for s in train_all]
+    encoded = encode(vocab, [s.tokens for s in train_all])
     return ensemble_targets(teachers, encoded, cfg.batch_size, device), summary
 
 

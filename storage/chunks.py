@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ._common import ACTIVE, NotFound, _check, _now, _table
 from .bulk import insert_rows
-from .engine import json_dumps, json_string_lists
+from .engine import json_string_lists
 from .jobs import EntityRow
 from .schema import Chunk, Entity, Job, Sentence, utcnow
 
@@ -222,13 +222,18 @@ _ENTITY_COLUMNS = ("job_id", *EntityRow._fields)
 _SENTENCES = _table(Sentence).c
 
 
-def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[str]]) -> None:
+def _tag_documents(tags: Sequence[list[str] | str]) -> list[str]:
+    """Each sentence's tags as a JSON array: given so (the worker writes them from tag ids), or encoded here."""
+    return list(tags) if all(isinstance(t, str) for t in tags) else json_string_lists(tags)  # type: ignore[arg-type]
+
+
+def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[str] | str]) -> None:
     """Set a chunk's tags without a statement per sentence (see bench/bench_storage.py): one
     UPDATE ... FROM on PostgreSQL; on SQLite, in-process with no round trips to save, one
     executemany of pre-serialized rows, without SQLAlchemy's per-row parameter processing."""
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        doc = json_dumps([by_idx[i] for i in range(chunk.start, chunk.stop)])
+        doc = f"[{', '.join(_tag_documents([by_idx[i] for i in range(chunk.start, chunk.stop)]))}]"
         session.connection().execute(_PG_TAG_CHUNK, {"b_job_id": chunk.job_id, "b_start": chunk.start,
                                                      "b_stop": chunk.stop, "b_tags": doc, "b_now": now})
         return
@@ -236,7 +241,7 @@ def _store_tags(session: Session, chunk: ChunkInfo, by_idx: Mapping[int, list[st
     compiled = _SQLITE_TAG_SENTENCE.compile(dialect=dialect)
     stamp = _SENTENCES.tagged_at.type.dialect_impl(dialect).bind_processor(dialect)
     by_name = {"b_job_id": repeat(chunk.job_id), "b_now": repeat(stamp(now) if stamp else now),
-               "b_idx": by_idx.keys(), "b_tags": json_string_lists(list(by_idx.values()))}
+               "b_idx": by_idx.keys(), "b_tags": _tag_documents(list(by_idx.values()))}
     rows = zip(*(by_name[n] for n in compiled.positiontup or ()))
     session.connection().exec_driver_sql(str(compiled), list(rows))
 
@@ -265,12 +270,13 @@ def save_tagged_chunk(
     session: Session,
     job_id: int,
     chunk_idx: int,
-    tags: Mapping[int, list[str]] | Sequence[tuple[int, list[str]]],
-    entities: Iterable[EntityRow],
+    tags: Mapping[int, list[str] | str] | Sequence[tuple[int, list[str] | str]],
+    entities: Iterable[EntityRow | tuple],
     precision: str | None = None,
 ) -> int | None:
-    """Store a whole chunk's tags and entities and mark it done, in the caller's transaction;
-    `precision` (the arithmetic that tagged it) is recorded on the chunk and its job.
+    """Store a whole chunk's tags (lists of tag names, or each list already as a JSON array) and
+    entities (EntityRow, or plain tuples in its order) and mark it done, in the caller's
+    transaction; `precision` (the arithmetic that tagged it) is recorded on the chunk and its job.
 
     Only a queued or running chunk is saved: None, and no change, for one that is already
     done (another delivery saved it: the tags are the same), failed (given up on: its job

@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 # What `storage` re-exports; the URL helpers below are for storage.db, bin/db and scratch databases.
-__all__ = ["BadDatabaseURL", "database_url", "display_url"]
+__all__ = ["BadDatabaseURL", "database_url", "display_url", "json_tag_lists"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'var' / 'nerqueue.db'}"
@@ -84,6 +84,13 @@ def json_string_lists(lists: Sequence[Sequence[str]]) -> list[str]:
     (bench/bench_storage.py)."""
     quoted = {s: json_dumps(s) for s in set().union(*lists)}.__getitem__
     return [f"[{', '.join(map(quoted, strings))}]" for strings in lists]
+
+
+def json_tag_lists(names: Sequence[str], rows: Iterable[Sequence[int]]) -> list[str]:
+    """Each row of indices into names as json_string_lists writes the list of those names: a
+    tagged chunk's tags straight from the model's tag ids."""
+    quoted = [json_dumps(name) for name in names].__getitem__
+    return [f"[{', '.join(map(quoted, row))}]" for row in rows]
 
 
 def _pragma_when_unlocked(cursor: Any, pragma: str) -> None:

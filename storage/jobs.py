@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from ._common import ACTIVE, FINISHED, NotFound, _check, _now, _table
@@ -20,9 +20,9 @@ from .bulk import insert_rows
 from .schema import JOB_STATUSES, Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
-    "EntityRow", "JobCounts", "JobProgress", "SentenceInput", "SentenceResult", "add_sentences", "cancel_job",
-    "create_chunks", "create_job", "finish_job_if_complete", "get_job", "iter_job_entities",
-    "iter_job_results", "iter_job_sentences", "job_counts", "job_progress", "list_jobs", "load_chunk_sentences",
+    "ChunkText", "EntityRow", "JobCounts", "JobProgress", "SentenceResult", "add_sentences",
+    "cancel_job", "create_chunks", "create_job", "finish_job_if_complete", "get_job", "iter_job_entities",
+    "iter_job_results", "iter_job_sentences", "job_counts", "job_progress", "list_jobs", "load_chunk_text",
     "set_job_status", "take_over_job", "unfinished_chunks",
 ]
 
@@ -39,14 +39,6 @@ class EntityRow(NamedTuple):
     score: float | None = None  # the model's probability of this labelled span
     char_start: int | None = None
     char_end: int | None = None
-
-
-class SentenceInput(NamedTuple):
-    """A stored input sentence as a worker tags it."""
-
-    idx: int
-    tokens: list[str]
-    text: str | None  # the original line of raw-text input
 
 
 class SentenceResult(NamedTuple):
@@ -142,16 +134,17 @@ def list_jobs(session: Session, limit: int = 20, status: str | None = None) -> l
 
 
 def add_sentences(
-    session: Session, job_id: int, sentences: Iterable[tuple[int, list[str]] | tuple[int, list[str], str | None]],
+    session: Session, job_id: int, sentences: Iterable[tuple[int, list[str]] | tuple[int, list[str], str | None]
+                                                       | tuple[int, list[str], str | None, str | None]],
     batch_size: int = 5000,
 ) -> int:
-    """Store (idx, tokens) or (idx, tokens, original line) as they stream in, batch_size rows per
-    bulk insert, so a huge input never sits in memory; adds their number to jobs.n_sentences
-    and returns it."""
+    """Store (idx, tokens), (idx, tokens, original line) or (idx, tokens, line, the model's words
+    joined by spaces) as they stream in, batch_size rows per bulk insert, so a huge input never
+    sits in memory; adds their number to jobs.n_sentences and returns it."""
     count = 0
     for batch in _batches(sentences, batch_size):
-        rows = [(job_id, s[0], s[1], s[2] if len(s) > 2 else None) for s in batch]
-        insert_rows(session, _table(Sentence), ("job_id", "idx", "tokens", "text"), rows)
+        rows = [(job_id, s[0], s[1], s[2] if len(s) > 2 else None, s[3] if len(s) > 3 else None) for s in batch]
+        insert_rows(session, _table(Sentence), ("job_id", "idx", "tokens", "text", "words"), rows)
         count += len(batch)
     session.execute(update(Job).where(Job.id == job_id).values(n_sentences=Job.n_sentences + count))
     return count
@@ -192,14 +185,23 @@ def unfinished_chunks(session: Session, job_id: int) -> list[tuple[int, int, int
     return [(i, start, stop) for i, start, stop in rows]
 
 
-def load_chunk_sentences(session: Session, job_id: int, start: int, stop: int) -> list[SentenceInput]:
-    """Sentences start <= idx < stop, in input order."""
-    stmt = (
-        select(Sentence.idx, Sentence.tokens, Sentence.text)
-        .where(Sentence.job_id == job_id, Sentence.idx >= start, Sentence.idx < stop)
-        .order_by(Sentence.idx)
-    )
-    return [SentenceInput(*row) for row in session.execute(stmt)]
+class ChunkText(NamedTuple):
+    """A chunk's sentences as columns, in input order: what tagging reads."""
+
+    words: list[str | None]  # the model's words joined by spaces, where submit stored them
+    texts: list[str | None]
+    tokens: list[list[str] | None]  # only where words is None
+
+
+def load_chunk_text(session: Session, job_id: int, start: int, stop: int) -> ChunkText:
+    """Sentences start <= idx < stop as columns; tokens are decoded only where no words were stored."""
+    tokens = case((_SENTENCES.words.is_(None), _SENTENCES.tokens), else_=null())
+    rows = session.connection().execute(
+        select(_SENTENCES.words, _SENTENCES.text, tokens)
+        .where(_SENTENCES.job_id == job_id, _SENTENCES.idx >= start, _SENTENCES.idx < stop)
+        .order_by(_SENTENCES.idx)
+    ).all()
+    return ChunkText(*map(list, zip(*rows))) if rows else ChunkText([], [], [])
 
 
 # --- job state --------------------------------------------------------------------------

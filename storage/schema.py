@@ -127,7 +127,9 @@ class Job(Base):
 
 class Sentence(Base):
     """An input sentence; tags stays NULL until its chunk is written. text is the original line
-    of raw-text input (its tokens were cut from it in order); NULL for pre-tokenized input."""
+    of raw-text input (its tokens were cut from it in order); NULL for pre-tokenized input.
+    words: the model's words joined by spaces when they stand one for one for the tokens
+    (model.annotate.plain_words), found once at submit; NULL otherwise."""
 
     __tablename__ = "sentences"
     # Room for each row's tags beside it: the worker's UPDATE stays on the page (migration 0009).
@@ -138,6 +140,7 @@ class Sentence(Base):
     tokens: Mapped[list[str]] = mapped_column(JSONDocument)
     text: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    words: Mapped[str | None] = mapped_column(Text)
     tagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

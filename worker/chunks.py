@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 import storage
-from model.annotate import Annotated, iter_annotated, prepare
+from model.chunk_tagging import ChunkWords, TaggedChunk, iter_pieces, tag_chunk
 
 from . import metrics
 from .registry import load_tagger
@@ -46,11 +46,11 @@ class ChunkOutcome:
     job_status: str | None = None  # set when this chunk finished the job
 
 
-def entity_rows(idx: int, annotated: Annotated) -> list[storage.EntityRow]:
-    return [
-        storage.EntityRow(idx, e.label, e.start, e.end, e.text, e.score, e.char_start, e.char_end)
-        for e in annotated.entities
-    ]
+def entity_rows(first_idx: int, tagged: TaggedChunk) -> Iterator[tuple]:
+    """The chunk's entities as storage.EntityRow-ordered tuples, column by column (no object per row)."""
+    ints = (tagged.start, tagged.end)
+    return zip((tagged.position + first_idx).tolist(), tagged.label, *(c.tolist() for c in ints), tagged.text,
+               tagged.score.tolist(), tagged.char_start.tolist(), tagged.char_end.tolist())
 
 
 def _stopped(status: str | None, n: int) -> ChunkOutcome:
@@ -110,7 +110,7 @@ def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  #
         # Redelivered again and again (its worker keeps dying): give up instead of looping.
         raise ChunkGaveUp(f"chunk {chunk_idx} of job {job_id}: gave up after {max_attempts} attempts")
     version, path = job_model(session, job_id)
-    return version, path, storage.load_chunk_sentences(session, job_id, chunk.start, chunk.stop)
+    return version, path, chunk.start, storage.load_chunk_text(session, job_id, chunk.start, chunk.stop)
 
 
 def job_model(session: Session, job_id: int) -> tuple[storage.ModelVersion, str]:
@@ -123,8 +123,8 @@ def job_model(session: Session, job_id: int) -> tuple[storage.ModelVersion, str]
     return version, job.model_path or version.path
 
 
-def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, list[str]],
-          rows: list[storage.EntityRow], precision: str) -> tuple[bool, str | None]:
+def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, str],
+          rows: Iterable[tuple], precision: str) -> tuple[bool, str | None]:
     """(saved, the job's new status if this chunk finished it, else the chunk's status)."""
     if storage.save_tagged_chunk(session, job_id, chunk_idx, tags, rows, precision) is None:
         return False, storage.touch_chunk(session, job_id, chunk_idx)
@@ -135,16 +135,15 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
     claimed = in_transaction(lambda s: _claim(s, job_id, chunk_idx, limits.max_attempts), limits.db_retry_seconds)
     if claimed is None:
         return ChunkOutcome("skipped")
-    version, path, sentences = claimed
+    version, path, first, text = claimed
     tagger = load_tagger(path, version.sha256, device)
     metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
-    prepared = [prepare(s.tokens, s.text) for s in sentences]
-    results: dict[int, Annotated] = {}
+    chunk = ChunkWords.build(text.words, text.texts, text.tokens)
+    pieces = []
     shown_at = started
-    for positions, annotated in iter_annotated(tagger, prepared):
-        for pos, a in zip(positions, annotated):
-            results[sentences[pos].idx] = a
-        metrics.record_batch([len(prepared[pos].words) for pos in positions])
+    for piece in iter_pieces(tagger, chunk):
+        pieces.append(piece)
+        metrics.record_batch([len(chunk.words[p]) for p in piece.positions])
         now = time.monotonic()
         if limits.time_limit is not None and now - started > limits.time_limit:
             raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {limits.time_limit:.0f}s time limit")
@@ -152,14 +151,15 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
             shown_at = now
             status = in_transaction(lambda s: storage.touch_chunk(s, job_id, chunk_idx), limits.db_retry_seconds)
             if status not in storage.ACTIVE:
-                return _stopped(status, len(sentences))
-    tags = {i: a.tags for i, a in results.items()}
-    rows = [row for i, a in results.items() for row in entity_rows(i, a)]
-    saved, status = in_transaction(lambda s: _save(s, job_id, chunk_idx, tags, rows, tagger.precision),
-                                   limits.db_retry_seconds)
+                return _stopped(status, len(chunk.words))
+    tagged = tag_chunk(tagger, chunk, pieces)
+    tags = dict(enumerate(storage.json_tag_lists(tagged.tags, tagged.tag_ids), first))
+    saved, status = in_transaction(
+        lambda s: _save(s, job_id, chunk_idx, tags, entity_rows(first, tagged), tagger.precision),
+        limits.db_retry_seconds)
     if not saved:
-        return _stopped(status, len(sentences))
-    return ChunkOutcome("done", len(sentences), status)
+        return _stopped(status, len(chunk.words))
+    return ChunkOutcome("done", len(chunk.words), status)
 
 
 def fail_chunk(job_id: int, chunk_idx: int, error: str) -> str | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import storage
+from model.annotate import plain_words
 from model.corpus import CorpusFormatError, read_sentences
 from model.data import file_sha256
 
@@ -89,11 +90,12 @@ def _store_input(
     session: Session, job_id: int, path: Path, fmt: str, chunk_size: int, on_sentences: Callable[[int], None],
 ) -> tuple[int, list[tuple[int, int, int]]]:
     """Stream the sentences in and cut them into chunks, in one transaction: (sentences, chunks)."""
-    def numbered() -> Iterator[tuple[int, list[str], str | None]]:
+    def numbered() -> Iterator[tuple[int, list[str], str | None, str | None]]:
         for idx, sentence in enumerate(read_sentences(path, fmt)):
             if idx % 10_000 == 0:
                 on_sentences(idx)
-            yield idx, sentence.tokens, sentence.text
+            # The model's words are found once here, not at every delivery of the chunk.
+            yield idx, sentence.tokens, sentence.text, plain_words(sentence.tokens, sentence.text)
 
     n = storage.add_sentences(session, job_id, numbered())
     on_sentences(n)

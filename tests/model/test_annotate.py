@@ -9,7 +9,8 @@ import json
 import pytest
 
 from model import Tagger
-from model.annotate import annotate, iter_annotated, on_tokens, prepare, scored_spans
+from model.annotate import on_tokens, prepare, scored_spans
+from model.chunk_tagging import tag_sentences
 from model.corpus import read_sentences
 from model.spans import Span
 from model.tokenizer import align, tokenize
@@ -52,11 +53,7 @@ def test_raw_text_entities_point_into_the_line_and_are_scored_on_model_words():
     read = on_tokens(p, word_tags)
     assert read.spans == [Span("Director", 3, 5), Span("Relationship", 6, 7)]  # tokens: 's is the 6th
     assert scored_spans(p, read) == [Span("Director", 3, 5), Span("Relationship", 6, 7)]  # words: s is the 6th
-    tags, entities = annotate(p, read, [0.9, 0.4])
-    assert tags == ["O", "O", "O", "B-Director", "I-Director", "O", "B-Relationship", "O"]
-    assert [(e.text, e.char_start, e.char_end, e.score) for e in entities] == [
-        ("Steven Spielberg", 18, 34, 0.9), ("son", 37, 40, 0.4)]
-    assert all(line[e.char_start : e.char_end] == e.text for e in entities)
+    assert read.tags == ["O", "O", "O", "B-Director", "I-Director", "O", "B-Relationship", "O"]
     # A token of two words ("1970s": 1970, s) moves every later entity one word on.
     later = prepare(["1970s", "films", "by", "Steven", "Spielberg"], "1970s films by Steven Spielberg")
     read = on_tokens(later, ["B-Year", "I-Year", "O", "O", "B-Director", "I-Director"])
@@ -66,19 +63,16 @@ def test_raw_text_entities_point_into_the_line_and_are_scored_on_model_words():
 
 def test_given_tokens_are_seen_as_they_are_with_offsets_in_the_joined_tokens():
     p = prepare(["jaws", "by", "steven", "spielberg"])
-    assert p.words == p.tokens and p.source == "jaws by steven spielberg"
-    tags, entities = annotate(p, on_tokens(p, ["B-Title", "O", "B-Director", "I-Director"]), [0.5, 0.75])
-    assert [(e.text, e.char_start, e.char_end) for e in entities] == [("jaws", 0, 4), ("steven spielberg", 8, 24)]
+    assert p.words == p.tokens and p.source == "jaws by steven spielberg" and p.starts == [0, 5, 8, 15]
 
 
 def test_typed_queries_through_the_tagger(tiny_model):
     tagger = Tagger.load(tiny_model, "cpu")
+    tagger.batch_size = 2
     prepared = [prepare([t.text for t in tokenize(line)], line) for line in TYPED]
-    out: dict[int, tuple] = {}
-    for positions, annotated in iter_annotated(tagger, prepared, batch_size=2):
-        out.update(zip(positions, annotated))
-    assert sorted(out) == list(range(len(TYPED)))
-    assert out[2].tags == ["O", "O"] and out[2].entities == []  # nothing the model could see
+    tagged = tag_sentences(tagger, [p.tokens for p in prepared], TYPED)
+    out = list(zip(tagged.tag_lists(), tagged.entities()))
+    assert out[2] == (["O", "O"], [])  # nothing the model could see
     word_tags = tagger.tag([p.words for p in prepared])
     for i, line in enumerate(TYPED):
         tags, entities = out[i]

@@ -76,7 +76,7 @@ SENTENCES = [("who directed jaws".split(), ["O", "O", "B-A"]), ("a film".split()
 def test_ensemble_targets_do_not_depend_on_the_batch():
     vocab = Vocab.build(SENTENCES)
     teachers = [teacher(1, vocab), teacher(2, vocab)]
-    encoded = [encode(vocab, tokens) for tokens, _ in SENTENCES]
+    encoded = encode(vocab, [tokens for tokens, _ in SENTENCES])
     one_by_one = ensemble_targets(teachers, encoded, 1, torch.device("cpu"))
     together = ensemble_targets(teachers, encoded, 64, torch.device("cpu"))
     for (tokens, _), a, b in zip(SENTENCES, one_by_one, together):
@@ -88,7 +88,7 @@ def test_ensemble_targets_do_not_depend_on_the_batch():
 def test_an_ensemble_of_one_teacher_is_that_teacher():
     vocab = Vocab.build(SENTENCES)
     model = teacher(5, vocab)
-    encoded = [encode(vocab, tokens) for tokens, _ in SENTENCES]
+    encoded = encode(vocab, [tokens for tokens, _ in SENTENCES])
     targets = ensemble_targets([model, model], encoded, 64, torch.device("cpu"))
     b = collate(encoded, [0])
     with torch.no_grad():
@@ -99,7 +99,7 @@ def test_an_ensemble_of_one_teacher_is_that_teacher():
 
 def test_the_weight_mixes_teachers_and_gold():
     vocab = Vocab.build(SENTENCES)
-    encoded = [encode(vocab, tokens, tags) for tokens, tags in SENTENCES]
+    encoded = encode(vocab, [tokens for tokens, _ in SENTENCES], [tags for _, tags in SENTENCES])
     soft = ensemble_targets([teacher(1, vocab)], encoded, 64, torch.device("cpu"))
     b = collate(encoded, [2, 0, 3])
     gold = gold_targets(b.tags, b.mask, len(vocab.tags))

@@ -112,7 +112,7 @@ def test_step_cost_is_for_deterministic_plans_only():
 def test_collate_pads_and_masks():
     v = Vocab.build(SENTS)
     long_word = "x" * (MAX_WORD_CHARS + 10)
-    b = collate([encode(v, ["steve", long_word], ["O", "O"]), encode(v, ["jaws"], ["B-Plot"])], [1, 0])
+    b = collate(encode(v, [["steve", long_word], ["jaws"]], [["O", "O"], ["B-Plot"]]), [1, 0])
     assert b.indices == [1, 0]
     assert b.lengths.tolist() == [1, 2]
     assert b.mask.tolist() == [[True, False], [True, True]]
@@ -125,31 +125,48 @@ def test_collate_pads_and_masks():
 
 def test_iter_batches_yields_tensors():
     v = Vocab.build(SENTS)
-    enc = [encode(v, t, g) for t, g in SENTS]
+    enc = encode(v, [t for t, _ in SENTS], [g for _, g in SENTS])
     batches = list(iter_batches(enc, batch_size=1))
     assert [b.words.shape[0] for b in batches] == [1, 1]
     assert all(b.words.dtype == torch.long for b in batches)
 
 
 def test_remembered_token_rows_are_the_ids_and_stay_bounded(monkeypatch):
-    """Vocab.token_row remembers tokens (a bulk job's repeat): the same ids as computing them
-    afresh, also for unknown words and after the memory was cleared for being full."""
+    """Vocab.token_rows remembers tokens (a bulk job's repeat): the same ids as computing them
+    afresh, also for unknown words, for a token twice in one call and after the memory was
+    cleared for being full (tables handed out before stay as they were)."""
     import model.vocab
 
     vocab = Vocab.build([(["Jaws", "shark"], ["B-Title", "O"])])
     monkeypatch.setattr(model.vocab, "_TOKEN_CACHE_SIZE", 3)
     tokens = ["jaws", "JAWS", "shark", "sharks", "jaws", "zebra", "shark", "x" * (MAX_WORD_CHARS + 5)]
+    held = []
     for token in tokens * 2:
-        n, row = vocab.token_row(token)
+        table, rows = vocab.token_rows([token, token])
         chars = vocab.char_ids(token)[:MAX_WORD_CHARS]
-        assert n == len(chars)
-        assert np.frombuffer(row, dtype=np.int64).tolist() == [vocab.word_id(token), *chars] + [PAD_ID] * (MAX_WORD_CHARS - n)
-        assert len(vocab._token_rows) <= 3
-    long = encode(vocab, tokens)
-    assert long.chars.shape == (len(tokens), MAX_WORD_CHARS)
-    assert long.words.tolist() == [vocab.word_id(t) for t in tokens]
-    assert long.chars[1].tolist()[:4] == vocab.char_ids("JAWS") and long.chars[1, 4:].tolist() == [PAD_ID] * (MAX_WORD_CHARS - 4)
-    short = encode(vocab, ["jaws", "a"])
-    assert short.chars.shape == (2, 4) and short.chars[1].tolist() == [*vocab.char_ids("a"), PAD_ID, PAD_ID, PAD_ID]
-    assert short.words.flags.writeable and short.chars.flags.c_contiguous
-    assert encode(vocab, []).words.shape == (0,)
+        assert rows[0] == rows[1] and table[rows[0]].tolist() == [
+            vocab.word_id(token), *chars, *[PAD_ID] * (MAX_WORD_CHARS - len(chars)), len(chars)]
+        assert len(vocab._rows._row_of) <= 3
+        held.append((table, rows[0], table[rows[0]].copy()))
+    assert all((table[row] == row_then).all() for table, row, row_then in held)
+    long = encode(vocab, [tokens])
+    words, chars = long.sentence(0)
+    assert chars.shape == (len(tokens), MAX_WORD_CHARS)
+    assert words.tolist() == [vocab.word_id(t) for t in tokens]
+    assert chars[1].tolist()[:4] == vocab.char_ids("JAWS") and chars[1, 4:].tolist() == [PAD_ID] * (MAX_WORD_CHARS - 4)
+    words, chars = encode(vocab, [["jaws", "a"]]).sentence(0)
+    assert chars.shape == (2, 4) and chars[1].tolist() == [*vocab.char_ids("a"), PAD_ID, PAD_ID, PAD_ID]
+    assert len(encode(vocab, [])) == 0 and encode(vocab, [[]]).lengths.tolist() == [0]
+
+
+def test_slices_of_encoded_sentences_batch_as_the_whole_does():
+    v = Vocab.build(SENTS)
+    sentences = [["steve", "jaws", "films"], ["jaws"], ["mcqueen", "x" * 30], ["films", "films"]]
+    whole = encode(v, sentences)
+    part = whole[1:3]
+    assert len(part) == 2 and part.lengths.tolist() == [1, 2]
+    got, want = collate(part, [1, 0]), collate(whole, [2, 1])
+    assert got.indices == [1, 0] and got.tags is None
+    assert all(torch.equal(getattr(got, f), getattr(want, f)) for f in ("words", "chars", "lengths", "mask"))
+    with pytest.raises(ValueError, match="contiguous"):
+        whole[::2]

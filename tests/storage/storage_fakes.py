@@ -15,7 +15,7 @@ from storage import (
     create_chunks,
     create_job,
     finish_job_if_complete,
-    load_chunk_sentences,
+    load_chunk_text,
     save_tagged_chunk,
     session_scope,
 )
@@ -54,8 +54,9 @@ def fake_tag(idx: int, tokens: list[str]) -> tuple[list[str], list[EntityRow]]:
 def tag_chunk(session: Session, job_id: int, start: int, stop: int) -> tuple[dict[int, list[str]], list[EntityRow]]:
     tags: dict[int, list[str]] = {}
     entities: list[EntityRow] = []
-    for idx, tokens, _ in load_chunk_sentences(session, job_id, start, stop):
-        tags[idx], found = fake_tag(idx, tokens)
+    text = load_chunk_text(session, job_id, start, stop)
+    for idx, words, tokens in zip(range(start, stop), text.words, text.tokens, strict=True):
+        tags[idx], found = fake_tag(idx, tokens if words is None else words.split(" "))
         entities += found
     return tags, entities
 

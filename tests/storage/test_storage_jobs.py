@@ -54,7 +54,7 @@ def test_jobs_sentences_and_chunks(session: Session) -> None:
     chunks = storage.create_chunks(session, job.id, 10)
     assert chunks == [(0, 0, 10), (1, 10, 20), (2, 20, 25)]
     assert storage.create_chunks(session, job.id, 3) == chunks  # already split: unchanged
-    assert storage.load_chunk_sentences(session, job.id, 10, 20) == [(i, sentence(i), None) for i in range(10, 20)]
+    assert storage.load_chunk_text(session, job.id, 10, 20) == ([None] * 10, [None] * 10, [sentence(i) for i in range(10, 20)])
     assert storage.job_progress(session, job.id).chunks == {"queued": 3}
 
 
@@ -265,14 +265,24 @@ def test_sentences_stream_with_their_text_and_entities(session: Session) -> None
     storage.add_sentences(session, job.id, rows, batch_size=4)
     chunks = storage.create_chunks(session, job.id, 5)
     write_chunk(session, job.id, chunks[0])
-    assert [(s.idx, s.text) for s in storage.load_chunk_sentences(session, job.id, 0, 3)] == [
-        (0, lines[0]), (1, None), (2, lines[2])]
+    assert storage.load_chunk_text(session, job.id, 0, 3).texts == [lines[0], None, lines[2]]
     for batch in (1, 3, 100):
         results = list(storage.iter_job_sentences(session, job.id, batch=batch))
         assert [r.idx for r in results] == list(range(10))
         assert [r.text for r in results] == [lines.get(i) for i in range(10)]
         assert [r.entities for r in results[:5]] == [fake_tag(i, sentence(i))[1] for i in range(5)]
         assert all(r.tags is None and r.entities == [] for r in results[5:])
+
+
+def test_chunk_text_gives_stored_words_or_else_tokens(session: Session) -> None:
+    """Tagging reads the model's words where bin/submit stored them, and decodes tokens only
+    for the other sentences (and rows stored before words were)."""
+    job = storage.create_job(session, name="j", input_path="x", input_sha256="e" * 64, input_format="text")
+    rows = [(0, ["Jaws", "?"], "Jaws?"), (1, ["Jaws", "2"], "Jaws 2", "jaws 2"), (2, ["jaws"]), (3, ["a", "b"], None, "a b")]
+    storage.add_sentences(session, job.id, rows)
+    assert storage.load_chunk_text(session, job.id, 0, 4) == (
+        [None, "jaws 2", None, "a b"], ["Jaws?", "Jaws 2", None, None], [["Jaws", "?"], None, ["jaws"], None])
+    assert storage.load_chunk_text(session, job.id, 4, 9) == ([], [], [])
 
 
 def store_and_read_back(session: Session, n: int) -> None:

@@ -9,7 +9,6 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.annotate import iter_annotated, prepare
 from model.corpus import FORMATS, Sentence, read_sentences
 from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 
@@ -52,14 +51,13 @@ def parser() -> argparse.ArgumentParser:
 
 def tagged(tagger: Tagger, sentences: Iterator[Sentence]) -> Iterator[Result]:
     """Each sentence's tags and scored entities in input order, READ_AHEAD sentences at a time."""
+    from model.chunk_tagging import tag_sentences  # torch, which main has loaded already
+
     done = 0
     for block in _blocks(sentences, READ_AHEAD):
-        prepared = [prepare(s.tokens, s.text) for s in block]
-        results: list[Result | None] = [None] * len(block)
-        for positions, annotated in iter_annotated(tagger, prepared):
-            for i, a in zip(positions, annotated):
-                results[i] = Result(done + i, block[i].tokens, block[i].text, a.tags, a.entities)
-        yield from results  # type: ignore[misc] - every position was filled
+        tagged = tag_sentences(tagger, [s.tokens for s in block], [s.text for s in block])
+        for i, (s, tags, entities) in enumerate(zip(block, tagged.tag_lists(), tagged.entities())):
+            yield Result(done + i, s.tokens, s.text, tags, entities)
         done += len(block)
 
 
