@@ -52,10 +52,11 @@ def prepare(tokens: Sequence[str], text: str | None = None) -> Prepared:
 
 
 def plain_words(tokens: Sequence[str], text: str | None = None) -> str | None:
-    """The model's words joined by spaces if the sentence is plain, else None. Plain: the model
+    """The model's words joined by spaces if the sentence is plain, else None; "" when they are
+    the line lower-cased, as for most typed queries (nothing more to store). Plain: the model
     sees the tokens themselves (given tokens), or one word per token at its length with the
-    tokens one space apart in the line, as most queries are. Its tags are then its words', and
-    every offset follows from the words' lengths (model.chunk_tagging needs nothing else)."""
+    tokens one space apart in the line. Its tags are then its words', and every offset follows
+    from the words' lengths (model.chunk_tagging needs nothing else)."""
     if not tokens:
         return None
     if text is None:
@@ -63,7 +64,8 @@ def plain_words(tokens: Sequence[str], text: str | None = None) -> str | None:
     words, owners = model_input(tokens)
     if owners != list(range(len(tokens))) or text != " ".join(tokens) or any(map(_other_length, words, tokens)):
         return None
-    return " ".join(words)
+    joined = " ".join(words)
+    return "" if joined == text.lower() else joined
 
 
 def _other_length(word: str, token: str) -> bool:

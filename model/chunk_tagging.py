@@ -47,7 +47,7 @@ class ChunkWords:
                 out.words.append(p.words)
                 out.sources.append(p.source)
             else:
-                out.words.append(joined.split(" "))
+                out.words.append((joined or text.lower()).split(" "))  # type: ignore[union-attr] - "" has a text
                 out.sources.append(joined if text is None else text)
         return out
 

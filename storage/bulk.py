@@ -11,7 +11,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Table, bindparam, insert
+from sqlalchemy import JSON, BigInteger, Dialect, Float, Integer, String, Table, bindparam, insert
 from sqlalchemy.orm import Session
 
 from .engine import json_dumps
@@ -37,9 +37,27 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
     assert psycopg_connection is not None
     if any(is_json):
         rows = ([json_dumps(v) if j else v for v, j in zip(row, is_json, strict=True)] for row in rows)
-    with psycopg_connection.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+    binary = _binary_types(table, columns)
+    with psycopg_connection.cursor() as cursor, cursor.copy(
+            f"COPY {target} FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
+        if binary:
+            copy.set_types(binary)
         for row in rows:
             copy.write_row(row)
+
+
+def _binary_types(table: Table, columns: Sequence[str]) -> list[str] | None:
+    """PostgreSQL's types for a binary COPY when every column is a number or text (entities):
+    the server then parses nothing (docs/benchmarks.md#entities-keyed-by-span). None otherwise."""
+    names = []
+    for column in columns:
+        kind = table.c[column].type
+        name = ("int8" if isinstance(kind, BigInteger) else "int4" if isinstance(kind, Integer)
+                else "float8" if isinstance(kind, Float) else "text" if isinstance(kind, String) else None)
+        if name is None:
+            return None
+        names.append(name)
+    return names
 
 
 def _insert_in_process(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -128,8 +127,9 @@ class Job(Base):
 class Sentence(Base):
     """An input sentence; tags stays NULL until its chunk is written. text is the original line
     of raw-text input (its tokens were cut from it in order); NULL for pre-tokenized input.
-    words: the model's words joined by spaces when they stand one for one for the tokens
-    (model.annotate.plain_words), found once at submit; NULL otherwise."""
+    words: the model's words joined by spaces when they stand one for one for the tokens, ""
+    when they are the text lower-cased (model.annotate.plain_words), found once at submit;
+    NULL otherwise."""
 
     __tablename__ = "sentences"
     # Room for each row's tags beside it: the worker's UPDATE stays on the page (migration 0009).
@@ -152,17 +152,16 @@ class Entity(Base):
 
     No foreign key to sentences: its check, one trigger call per row, cost more than the rest
     of storing a chunk (migration 0007). save_tagged_chunk refuses an entity outside its
-    chunk, and a trigger on jobs (made by that migration) deletes a deleted job's entities."""
+    chunk, and a trigger on jobs (made by that migration) deletes a deleted job's entities.
+    A sentence's spans never overlap, so (job_id, sentence_idx, start) is the key: one index
+    to keep up to date (migration 0012)."""
 
     __tablename__ = "entities"
-    __table_args__ = (Index(None, "job_id", "sentence_idx"),)
 
-    # BIGINT on PostgreSQL (billions of spans over time); SQLite's rowid is already 64-bit.
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    job_id: Mapped[int] = mapped_column(Integer)
-    sentence_idx: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sentence_idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     label: Mapped[str] = mapped_column(String(64))
-    start: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer, primary_key=True)
     end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Float)
