@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
@@ -81,25 +83,83 @@ def throughput(model: str, device: str, test: list, n: int) -> dict:
     return result
 
 
+def write_queries(test: list, n: int, path: Path) -> Path:
+    """n test queries, repeated, as raw text."""
+    path.write_text("".join(" ".join(test[i % len(test)].tokens) + "\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
+def submit_job(queries: Path, model: str, env: dict[str, str], timeout: float, *args: str) -> dict:
+    """bin/submit --wait of a file: the whole command's rate (start-up, torch's import and CUDA's,
+    reading and storing the file included) and the job's own (its first chunk's start to its
+    end, as bin/status shows it)."""
+    start = time.perf_counter()
+    out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait", "--json", *args],
+                         env=env, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    if out.returncode:
+        return {"returncode": out.returncode, "stderr": out.stderr.strip().splitlines()[-3:]}
+    n = sum(1 for _ in queries.open(encoding="utf-8"))
+    return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1),
+            "job_sentences_per_s": round(json.loads(out.stdout.splitlines()[-1])["rate"] or 0, 1)}
+
+
 def embedded_job(model: str, device: str, test: list, n: int, timeout: float, processes: int | None = None) -> dict:
     """bin/submit of n sentences, tagged in-process into a fresh SQLite database (in
-    ``processes`` processes: NERQ_LOCAL_PROCESSES): the whole command's rate (start-up, torch's
-    import and CUDA's, reading and storing the file included) and the job's own (its first
-    chunk's start to its end, as bin/status shows it)."""
+    ``processes`` processes: NERQ_LOCAL_PROCESSES)."""
     with tempfile.TemporaryDirectory() as tmp:
-        queries = Path(tmp) / "queries.txt"
-        queries.write_text("".join(" ".join(test[i % len(test)].tokens) + "\n" for i in range(n)), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "NERQ_BROKER_URL"}
         env |= {"NERQ_DATABASE_URL": f"sqlite:///{tmp}/nerqueue.db", "NERQ_DEVICE": device,
                 "NERQ_LOCAL_PROCESSES": str(processes or "")}
-        start = time.perf_counter()
-        out = subprocess.run([str(REPO / "bin" / "submit"), str(queries), "--model", model, "--wait", "--json"],
-                             env=env, capture_output=True, text=True, timeout=timeout)
-        seconds = time.perf_counter() - start
-    if out.returncode:
-        return {"returncode": out.returncode, "stderr": out.stderr.strip().splitlines()[-3:]}
-    return {"sentences": n, "seconds": round(seconds, 1), "sentences_per_s": round(n / seconds, 1),
-            "job_sentences_per_s": round(json.loads(out.stdout.splitlines()[-1])["rate"] or 0, 1)}
+        return submit_job(write_queries(test, n, Path(tmp) / "queries.txt"), model, env, timeout)
+
+
+def celery_job(model: str, device: str, test: list, n: int, timeout: float, db: str, per_gpu: int | None) -> dict:
+    """The Celery path: one bin/worker (on CUDA ``per_gpu`` processes per GPU, by default
+    bin/worker's; on CPU one per core) and bin/submit of n sentences through a private Redis,
+    into a fresh ``db`` database (sqlite, or a private PostgreSQL server)."""
+    from tests.support.procs import WorkerProcess
+    from worker.gpus import node_device, processes_per_gpu
+    from worker.processes import usable_cores
+
+    gpus = node_device(device)[1]
+    concurrency = per_gpu or (processes_per_gpu(usable_cores(), len(gpus)) if gpus else usable_cores())
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory() as tmp, job_services(db, Path(tmp)) as (redis_url, db_url):
+        env = {**os.environ, "NERQ_BROKER_URL": redis_url, "NERQ_DATABASE_URL": db_url, "NERQ_MODEL": model}
+        worker = WorkerProcess(env, Path(tmp) / "worker.log", "nerqueue", "--device", device,
+                               "--concurrency", str(concurrency))
+        try:
+            worker.wait_ready(timeout=max(deadline - time.monotonic(), 1.0))
+            pool = len(worker.pool_pids())
+            job = submit_job(write_queries(test, n, Path(tmp) / "queries.txt"), model, env,
+                             max(deadline - time.monotonic(), 1.0))
+        finally:
+            worker.stop()
+    return {"database": db, "gpus": len(gpus), "concurrency": concurrency, "pool_processes": pool, **job}
+
+
+@contextmanager
+def job_services(db: str, tmp: Path) -> Iterator[tuple[str, str]]:
+    """A private Redis (redis-server, on PATH or carried by gpu_prepare.sh) and a fresh database:
+    SQLite in ``tmp``, or a private PostgreSQL server (initdb) where the machine has one."""
+    from storage.migrate import upgrade
+    from tests.worker.services import PostgresServer, RedisServer
+
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("no redis-server on this machine (bench/gpu_prepare.sh carries one in var/gpu-redis)")
+    with ExitStack() as stack:
+        redis_server = RedisServer()
+        stack.callback(redis_server.close)
+        redis_server.start()
+        if db == "sqlite":
+            yield redis_server.url, f"sqlite:///{tmp}/nerqueue.db"
+            return
+        pg = PostgresServer()  # raises where PostgreSQL is not installed
+        stack.callback(pg.close)
+        pg.start()
+        upgrade(pg.url)
+        yield redis_server.url, pg.url
 
 
 def part(fn: Callable[[], dict]) -> dict:
@@ -111,7 +171,7 @@ def part(fn: Callable[[], dict]) -> dict:
     return {**result, "part_seconds": round(time.perf_counter() - start, 1)}
 
 
-JOB_LEAVES_FOR_TESTS = 120.0  # seconds of the budget the embedded jobs leave to the tests
+JOB_LEAVES_FOR_TESTS = 120.0  # seconds of the budget the jobs leave to the tests
 JOB_PROCESSES = 4  # the second embedded job's processes
 
 
@@ -119,8 +179,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="var/models/current")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--sentences", type=int, default=200_000, help="for throughput and the embedded job")
-    p.add_argument("--skip", default="", help="comma-separated parts to leave out: tests, job")
+    p.add_argument("--sentences", type=int, default=200_000, help="for throughput and the jobs")
+    p.add_argument("--processes-per-gpu", type=int, help="the Celery job's bin/worker --concurrency on CUDA "
+                   "(default: bin/worker's)")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: tests, job (embedded), celery")
     p.add_argument("--budget", type=float, default=300.0,
                    help="seconds for the whole check, from the start (gpu_check.sh stops it 30 s later)")
     args = p.parse_args()
@@ -135,9 +197,13 @@ def main() -> None:
         test = read_corpus(find_corpus(download=False) / TEST_FILE)  # no network there: fail at once
         result["agreement"] = part(lambda: agreement(args.model, args.device, test))
         result["throughput"] = part(lambda: throughput(args.model, args.device, test, args.sentences))
+        job_time = lambda: max(left() - (0 if "tests" in skip else JOB_LEAVES_FOR_TESTS), 30.0)  # noqa: E731
         if "job" not in skip:
-            job_time = lambda: max(left() - (0 if "tests" in skip else JOB_LEAVES_FOR_TESTS), 30.0)  # noqa: E731
             result["embedded_job"] = part(lambda: embedded_job(args.model, args.device, test, args.sentences, job_time()))
+        for db in () if "celery" in skip else ("sqlite", "postgresql"):
+            result[f"celery_job_{db}"] = part(lambda: celery_job(
+                args.model, args.device, test, args.sentences, job_time(), db, args.processes_per_gpu))
+        if "job" not in skip:
             # On CUDA one process by default, which its CPU work caps (worker/embedded.py): the same
             # job in JOB_PROCESSES processes sharing the GPU.
             result[f"embedded_job_{JOB_PROCESSES}_processes"] = part(

@@ -6,7 +6,10 @@
 #   .whl/                     wheels of the missing packages (the versions of this venv), for
 #                             gpu_check.sh to install first;
 #   data/mit_movie_trivia/    the corpus (found as ./data, as here: ../shared does not travel);
-#   var/gpu-model/            a copy of --model.
+#   var/gpu-model/            a copy of --model;
+#   var/gpu-redis/            this machine's redis-server, for the Celery job, with the libraries
+#                             it links beyond glibc's, run through a wrapper that points the loader
+#                             at them.
 #
 #   bench/gpu_prepare.sh --model DIR [--python-version 3.12]
 set -euo pipefail
@@ -63,7 +66,18 @@ if [[ $(readlink -f "$model") != "$(readlink -f var/gpu-model)" ]]; then
   rm -rf var/gpu-model && mkdir -p var && cp -rL "$model" var/gpu-model
 fi
 
-echo "carried: $(du -shc .whl data var/gpu-model | tail -1 | cut -f1) (the limit is 64 MiB with the checkout)"
+redis=$(command -v redis-server) || { echo "gpu_prepare: no redis-server here (apt-get install redis-server)" >&2; exit 2; }
+rm -rf var/gpu-redis && mkdir -p var/gpu-redis/lib && cp -L "$redis" var/gpu-redis/lib/
+ldd "$redis" | awk '$3 ~ /^\// {print $3}' | grep -Ev '/(libc|libm|libdl|libpthread|librt)\.so' \
+  | xargs -r cp -L -t var/gpu-redis/lib/
+cat >var/gpu-redis/redis-server <<'EOF'
+#!/bin/sh
+lib="$(dirname "$(readlink -f "$0")")/lib"
+LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$lib/redis-server" "$@"
+EOF
+chmod +x var/gpu-redis/redis-server
+
+echo "carried: $(du -shc .whl data var/gpu-model var/gpu-redis | tail -1 | cut -f1) (the limit is 64 MiB with the checkout)"
 # The check stops itself at 330 s (--budget 300 and 30 s to print): with a machine's start, two
 # tries fit in a session's 15 minutes of device time.
-echo 'device run: command "bench/gpu_check.sh --model var/gpu-model", carry [".whl", "data", "var/gpu-model"], timeout_s 400'
+echo 'device run: command "bench/gpu_check.sh --model var/gpu-model", carry [".whl", "data", "var/gpu-model", "var/gpu-redis"], timeout_s 400'

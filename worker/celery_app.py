@@ -1,16 +1,19 @@
 """The Celery application: JSON messages carrying ids, at-least-once delivery, results in SQL.
 
-Workers load the current model once per process, after the fork (CUDA does not survive one).
+Workers load the current model once per process, after the fork (CUDA does not survive one);
+on a GPU node each process first takes its GPU (worker/gpus.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from . import metrics
+from .gpus import pin_process_gpu
 from .registry import current_model_dir, preload
 from .schedule import EVALUATION_ENTRY, parse_schedule
 from .settings import DEFAULT_QUEUE, Settings
@@ -52,6 +55,9 @@ def warm_up() -> None:
 
 @worker_process_init.connect  # sent in each prefork child, and once by the solo pool
 def _load_in_child(**_) -> None:
+    gpu = pin_process_gpu()  # before anything initialises CUDA in this process
+    if gpu is not None:
+        log.info("pool process %d tags on GPU %s", os.getpid(), gpu)
     warm_up()
 
 
