@@ -26,8 +26,8 @@ from .jobs import EntityRow
 from .schema import Chunk, Entity, Job, Sentence, utcnow
 
 __all__ = [
-    "ChunkInfo", "claim_chunk", "mark_chunk_failed", "mark_chunks_sent", "requeue_stale_chunks",
-    "save_tagged_chunk", "stale_queued_chunks", "touch_chunk",
+    "ChunkInfo", "claim_chunk", "claim_next_chunk", "mark_chunk_failed", "mark_chunks_sent", "requeue_running_chunks",
+    "requeue_stale_chunks", "save_tagged_chunk", "stale_queued_chunks", "touch_chunk",
 ]
 
 
@@ -125,18 +125,16 @@ def _beat_job(session: Session, job_id: int) -> None:
         update(_table(Job)).where(jobs.id == job_id, jobs.owner.is_not(None)).values(heartbeat_at=utcnow()))
 
 
-def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | None:
-    """A worker starts (or, redelivered, restarts) a chunk: running, one more attempt, and the
-    job running too (and its heartbeat, in-process). None when there is nothing to do: the
-    chunk is done, failed or cancelled. One guarded UPDATE of the chunk row, on the connection
-    (an ORM UPDATE costs twice as much): queued or running to running moves no counter."""
+def _claim(session: Session, job_id: int, *which: Any) -> ChunkInfo | None:
+    """Start the job's chunk that `which` selects, if any: running, one more attempt, and the
+    job running too (and its heartbeat, in-process). One guarded UPDATE of the chunk row, on
+    the connection (an ORM UPDATE costs twice as much): queued or running to running moves no counter."""
     row = session.connection().execute(
-        update(_table(Chunk)).where(*_chunk_key(job_id, chunk_idx), _CHUNKS.status.in_(ACTIVE))
+        update(_table(Chunk)).where(_CHUNKS.job_id == job_id, *which)
         .values(status="running", error=None, attempts=_CHUNKS.attempts + 1, updated_at=_now(session))
         .returning(*(_CHUNKS[c.key] for c in _CHUNK_COLUMNS))
     ).one_or_none()
     if row is None:
-        _lock_chunk(session, job_id, chunk_idx)  # NotFound if there is no such chunk
         return None
     jobs = _table(Job).c
     session.connection().execute(
@@ -144,6 +142,39 @@ def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | No
         .values(status="running", started_at=utcnow()))
     _beat_job(session, job_id)
     return ChunkInfo(**row._mapping)
+
+
+def claim_chunk(session: Session, job_id: int, chunk_idx: int) -> ChunkInfo | None:
+    """A worker starts (or, redelivered, restarts) a chunk (see _claim). None when there is
+    nothing to do: the chunk is done, failed or cancelled."""
+    chunk = _claim(session, job_id, _CHUNKS.chunk_idx == chunk_idx, _CHUNKS.status.in_(ACTIVE))
+    if chunk is None:
+        _lock_chunk(session, job_id, chunk_idx)  # NotFound if there is no such chunk
+    return chunk
+
+
+def claim_next_chunk(session: Session, job_id: int) -> ChunkInfo | None:
+    """The embedded mode's processes take a job's chunks in turn: its lowest-index queued chunk
+    starts as claim_chunk starts one; None when none is queued (all taken, finished or
+    cancelled). One UPDATE that picks and claims: on SQLite under the database's write lock,
+    so two processes never pick the same chunk; on PostgreSQL the pick skips a chunk another
+    claim has locked (FOR UPDATE SKIP LOCKED) instead of waiting to find it running."""
+    picked = (
+        select(_CHUNKS.chunk_idx).where(_CHUNKS.job_id == job_id, _CHUNKS.status == "queued")
+        .order_by(_CHUNKS.chunk_idx).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+    )
+    return _claim(session, job_id, _CHUNKS.chunk_idx == picked, _CHUNKS.status == "queued")
+
+
+def requeue_running_chunks(session: Session, job_id: int) -> int:
+    """The new owner of an in-process job whose owner died queues again the chunks its
+    processes left running (claim_next_chunk takes only queued ones); moves no counter.
+    Returns how many."""
+    moved = session.connection().execute(
+        update(_table(Chunk)).where(_CHUNKS.job_id == job_id, _CHUNKS.status == "running")
+        .values(status="queued", updated_at=_now(session))
+    )
+    return moved.rowcount
 
 
 def mark_chunk_failed(session: Session, job_id: int, chunk_idx: int, error: str) -> bool:

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 import storage
-from model.chunk_tagging import ChunkWords, TaggedChunk, iter_pieces, tag_chunk
 
 from . import metrics
 from .registry import load_tagger
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from model import Tagger
+    from model.chunk_tagging import ChunkWords, Piece, TaggedChunk
     from .settings import Settings
 
 T = TypeVar("T")
@@ -66,11 +68,12 @@ class ChunkLimits:
     time_limit: float | None = None  # seconds, checked between batches
     heartbeat_seconds: float = 5.0  # progress shown this often (the sweeper requeues silent chunks)
     db_retry_seconds: float = 0.0  # how long each transaction retries while the database is unreachable
+    batch_delay: float = 0.0  # tests only: each batch waits this long, so a chunk surely runs when a test acts
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChunkLimits:
         return cls(settings.max_attempts, settings.soft_time_limit, settings.heartbeat_seconds,
-                   settings.db_retry_seconds)
+                   settings.db_retry_seconds, settings.test_batch_delay)
 
 
 def _database_waited(state: RetryCallState) -> None:
@@ -91,10 +94,12 @@ def in_transaction(work: Callable[[Session], T], retry_seconds: float) -> T:
                     stop=stop_after_delay(retry_seconds), before_sleep=_database_waited, reraise=True)(once)
 
 
-def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", limits: ChunkLimits = ChunkLimits()) -> ChunkOutcome:
-    """Tag one chunk and store it, or stop when it was cancelled or finished elsewhere."""
+def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", limits: ChunkLimits = ChunkLimits(),
+              taken: storage.ChunkInfo | None = None) -> ChunkOutcome:
+    """Tag one chunk and store it, or stop when it was cancelled or finished elsewhere. `taken`:
+    the chunk as the caller claimed it (the embedded mode's claim loop), else it is claimed here."""
     started = time.monotonic()
-    outcome = _run_chunk(job_id, chunk_idx, device, limits, started)
+    outcome = _run_chunk(job_id, chunk_idx, device, limits, started, taken)
     seconds = time.monotonic() - started
     metrics.record_chunk(outcome.status, seconds)
     if outcome.status == "done":
@@ -102,8 +107,9 @@ def run_chunk(job_id: int, chunk_idx: int, device: str = "auto", limits: ChunkLi
     return outcome
 
 
-def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int):  # noqa: ANN202 - a private tuple
-    chunk = storage.claim_chunk(session, job_id, chunk_idx)
+def _claim(session: Session, job_id: int, chunk_idx: int, max_attempts: int,  # noqa: ANN202 - a private tuple
+           taken: storage.ChunkInfo | None):
+    chunk = taken or storage.claim_chunk(session, job_id, chunk_idx)
     if chunk is None:
         return None
     if chunk.attempts > max_attempts:
@@ -131,27 +137,21 @@ def _save(session: Session, job_id: int, chunk_idx: int, tags: dict[int, str],
     return True, storage.finish_job_if_complete(session, job_id)
 
 
-def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, started: float) -> ChunkOutcome:
-    claimed = in_transaction(lambda s: _claim(s, job_id, chunk_idx, limits.max_attempts), limits.db_retry_seconds)
+def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, started: float,
+               taken: storage.ChunkInfo | None) -> ChunkOutcome:
+    claimed = in_transaction(lambda s: _claim(s, job_id, chunk_idx, limits.max_attempts, taken),
+                             limits.db_retry_seconds)
     if claimed is None:
         return ChunkOutcome("skipped")
+    from model.chunk_tagging import ChunkWords, tag_chunk  # torch, as load_tagger does
+
     version, path, first, text = claimed
     tagger = load_tagger(path, version.sha256, device)
     metrics.record_model(version.id, version.name, version.sha256, str(tagger.device))
     chunk = ChunkWords.build(text.words, text.texts, text.tokens)
-    pieces = []
-    shown_at = started
-    for piece in iter_pieces(tagger, chunk):
-        pieces.append(piece)
-        metrics.record_batch([len(chunk.words[p]) for p in piece.positions])
-        now = time.monotonic()
-        if limits.time_limit is not None and now - started > limits.time_limit:
-            raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {limits.time_limit:.0f}s time limit")
-        if now - shown_at >= limits.heartbeat_seconds:
-            shown_at = now
-            status = in_transaction(lambda s: storage.touch_chunk(s, job_id, chunk_idx), limits.db_retry_seconds)
-            if status not in storage.ACTIVE:
-                return _stopped(status, len(chunk.words))
+    pieces = _tag_pieces(tagger, chunk, job_id, chunk_idx, limits, started)
+    if isinstance(pieces, ChunkOutcome):
+        return pieces
     tagged = tag_chunk(tagger, chunk, pieces)
     tags = dict(enumerate(storage.json_tag_lists(tagged.tags, tagged.tag_ids), first))
     saved, status = in_transaction(
@@ -160,6 +160,29 @@ def _run_chunk(job_id: int, chunk_idx: int, device: str, limits: ChunkLimits, st
     if not saved:
         return _stopped(status, len(chunk.words))
     return ChunkOutcome("done", len(chunk.words), status)
+
+
+def _tag_pieces(tagger: Tagger, chunk: ChunkWords, job_id: int, chunk_idx: int, limits: ChunkLimits,
+                started: float) -> list[Piece] | ChunkOutcome:
+    """The chunk's batches, checking between them its time limit and (every heartbeat) that it
+    is still ours: the outcome instead when it was cancelled or finished elsewhere."""
+    from model.chunk_tagging import iter_pieces
+
+    pieces = []
+    shown_at = started
+    for piece in iter_pieces(tagger, chunk):
+        pieces.append(piece)
+        metrics.record_batch([len(chunk.words[p]) for p in piece.positions])
+        time.sleep(limits.batch_delay)
+        now = time.monotonic()
+        if limits.time_limit is not None and now - started > limits.time_limit:
+            raise ChunkTimedOut(f"chunk {chunk_idx} of job {job_id} ran past its {limits.time_limit:.0f}s time limit")
+        if now - shown_at >= limits.heartbeat_seconds:
+            shown_at = now
+            status = in_transaction(lambda s: storage.touch_chunk(s, job_id, chunk_idx), limits.db_retry_seconds)
+            if status not in storage.ACTIVE:
+                return _stopped(status, len(chunk.words))
+    return pieces
 
 
 def fail_chunk(job_id: int, chunk_idx: int, error: str) -> str | None:

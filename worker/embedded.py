@@ -1,5 +1,9 @@
-"""The embedded mode: bin/submit and bin/resume without a broker tag a job's chunks on this
-machine, through the same chunk function a worker runs.
+"""The embedded mode: bin/submit and bin/resume without a broker tag a job on this machine
+with the claim loop: each of N plain processes claims the job's next queued chunk from the
+database (storage.claim_next_chunk: the chunk state machine workers and the sweeper use) and
+tags it with the worker's run_chunk, until no chunk is queued (the job is done, or cancelled:
+its chunks are then too). The job's owner (worker/owner.py) only starts them, shows progress
+from the job's counters, and stops them.
 
 On CPU the chunks go to one process per core (NERQ_LOCAL_PROCESSES), each with
 NERQ_TORCH_THREADS torch threads, as a worker node runs them. One process tagging on threads
@@ -8,10 +12,10 @@ took 21.9-25.2 s that way and 17.4-17.9 s in two processes, the job's own rate 4
 against 6,987-7,295/s (`time bin/submit FILE`, 2 pairs; bench/bench_queue.py runs it on
 PostgreSQL, "embedded"). The processes fork from this one once it has loaded the model with one
 torch thread (torch's thread pools do not survive a fork), so they share its memory and start
-at once. They log through this process and die with it; on Ctrl-C or SIGTERM it stops them and
-gives the job up, as in one process. For a job of one chunk, with NERQ_LOCAL_PROCESSES=1, or
-when the model does not load here to fork with, the chunks run in this process (where each then
-fails, saying why; spawned processes fail theirs the same way).
+at once. They log to stderr as this process does, and die with it; on Ctrl-C or SIGTERM it
+stops them and gives the job up, as in one process. For a job of one chunk, with
+NERQ_LOCAL_PROCESSES=1, or when the model does not load here to fork with, the loop runs in
+this process (where each chunk then fails, saying why; spawned processes fail theirs the same way).
 
 On CUDA they run in this process unless NERQ_LOCAL_PROCESSES asks for more, which are spawned (a
 forked process cannot use CUDA) and share the GPU, each loading the model. Outside the model's
@@ -24,22 +28,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
 import signal
-import threading
-import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from logging.handlers import QueueHandler
+from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 import storage
 
-from .chunks import ChunkLimits, fail_chunk, job_model, run_chunk
+from .chunks import ChunkLimits, fail_chunk, in_transaction, job_model, run_chunk
 from .errors import TaggingProcessDied
-from .processes import die_with_parent, release_stop_signals, stop_signals_held, usable_cores
+from .processes import die_with_parent, usable_cores
 from .registry import load_tagger
 
 if TYPE_CHECKING:
@@ -48,15 +48,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def tag_one(job_id: int, chunk_idx: int, device: str, db_retry_seconds: float) -> str:
-    """Tag and store one chunk: its outcome ("done", "skipped", "cancelled"), or "failed" once
-    it is marked failed (one chunk's error does not stop the job)."""
+def tag_one(job_id: int, chunk: storage.ChunkInfo, device: str, limits: ChunkLimits) -> str:
+    """Tag and store a claimed chunk: its outcome ("done", "skipped", "cancelled"), or "failed"
+    once it is marked failed (one chunk's error does not stop the job)."""
     try:
-        return run_chunk(job_id, chunk_idx, device, ChunkLimits(db_retry_seconds=db_retry_seconds)).status
+        return run_chunk(job_id, chunk.chunk_idx, device, limits, taken=chunk).status
     except Exception as exc:
-        log.error("job %d chunk %d failed: %s", job_id, chunk_idx, exc)
-        fail_chunk(job_id, chunk_idx, f"{type(exc).__name__}: {exc}")
+        log.error("job %d chunk %d failed: %s", job_id, chunk.chunk_idx, exc)
+        fail_chunk(job_id, chunk.chunk_idx, f"{type(exc).__name__}: {exc}")
         return "failed"
+
+
+def claim_loop(job_id: int, settings: Settings, after_chunk: Callable[[], None] = lambda: None) -> None:
+    """What each tagging process runs: claim the job's next queued chunk and tag it, until none
+    is queued or the job is cancelled; after_chunk() after each."""
+    limits = ChunkLimits(db_retry_seconds=settings.db_retry_seconds)
+    while (chunk := in_transaction(lambda s: storage.claim_next_chunk(s, job_id), limits.db_retry_seconds)):
+        if tag_one(job_id, chunk, settings.device, limits) == "cancelled":
+            return
+        after_chunk()
 
 
 def local_processes(settings: Settings, n_chunks: int) -> tuple[int, str]:
@@ -77,36 +87,26 @@ def local_processes(settings: Settings, n_chunks: int) -> tuple[int, str]:
     return processes, "spawn" if cuda else settings.local_start
 
 
-def run_locally(
-    job_id: int, chunks: list[tuple[int, int, int]], settings: Settings,
-    on_chunk: Callable[[int], None] = lambda n: None,
-) -> None:
-    """Tag the chunks (chunk idx, start, stop), calling on_chunk(sentences) as each ends; stop
-    early once the job is cancelled."""
-    processes, start_method = local_processes(settings, len(chunks))
+def run_locally(job_id: int, n_chunks: int, settings: Settings, setup_logging: Callable[[], None],
+                on_progress: Callable[[], None]) -> None:
+    """Tag the job's queued chunks (n_chunks of them) in the claim loop, here or in processes
+    (setup_logging() sets up each one's logging), calling on_progress() as they go on."""
+    processes, start_method = local_processes(settings, n_chunks)
     if processes == 1 or (start_method == "fork" and not _model_loaded_here(job_id, settings)):
-        for chunk_idx, start, stop in chunks:
-            if tag_one(job_id, chunk_idx, settings.device, settings.db_retry_seconds) == "cancelled":
-                return
-            on_chunk(stop - start)
+        claim_loop(job_id, settings, after_chunk=on_progress)
         return
     context = multiprocessing.get_context(start_method)
-    records = context.Queue()
-    forwarding = _LogsForwarded(records)
-    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_process,
-                               initargs=(records, _log_levels(), settings.torch_threads, os.getpid()))
+    children = [context.Process(target=_tagging_process, name=f"nerq-tagger-{n}",
+                                args=(job_id, settings, setup_logging, os.getpid())) for n in range(processes)]
     try:
-        with stop_signals_held():  # the first submit starts the processes
-            sizes = {pool.submit(tag_one, job_id, chunk_idx, settings.device, settings.db_retry_seconds):
-                     stop - start for chunk_idx, start, stop in chunks}
-        _report(job_id, sizes, on_chunk)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the caller gives the job up, running chunks too
-        for process in multiprocessing.active_children():
-            process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # a cancelled job's running chunks end soon
-        forwarding.stop()
+        for child in children:
+            child.start()
+        _watch(job_id, children, on_progress)
+    finally:  # Ctrl-C, SIGTERM, or one that died: the others stop mid-chunk, which then stays unsaved
+        for child in children:
+            if child.pid is not None:
+                child.kill()
+                child.join()
 
 
 def _model_loaded_here(job_id: int, settings: Settings) -> bool:
@@ -125,68 +125,31 @@ def _model_loaded_here(job_id: int, settings: Settings) -> bool:
     return True
 
 
-def _report(job_id: int, sizes: dict[Future[str], int], on_chunk: Callable[[int], None]) -> None:
-    """on_chunk(sentences) as each chunk ends, until one finds its job cancelled."""
-    try:
-        for future in as_completed(sizes):
-            if future.result() == "cancelled":
-                return
-            on_chunk(sizes[future])
-    except BrokenProcessPool:
-        raise TaggingProcessDied(f"a process tagging job {job_id} died (killed, or out of memory?); "
-                                 f"what is stored stays, and bin/resume {job_id} tags the rest") from None
+def _watch(job_id: int, children: list[BaseProcess], on_progress: Callable[[], None], poll: float = 0.2) -> None:
+    """on_progress() until every process has ended; one that died (killed, out of memory) ends
+    the tagging here, leaving the job for bin/resume."""
+    running = {child.sentinel: child for child in children}
+    while running:
+        for ended in multiprocessing.connection.wait(list(running), timeout=poll):
+            child = running.pop(ended)
+            child.join()  # its sentinel closes as it exits, a moment before it can be reaped
+            if child.exitcode != 0:
+                raise TaggingProcessDied(f"a process tagging job {job_id} died (killed, or out of memory?); "
+                                         f"what is stored stays, and bin/resume {job_id} tags the rest")
+        on_progress()
 
 
-def _log_levels() -> dict[str, int]:
-    """The levels set on this process's loggers ("" the root), for a spawned process to log as it does."""
-    set_here = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
-                if isinstance(lg, logging.Logger) and lg.level}
-    return {"": logging.root.level} | set_here
-
-
-def _start_process(records: multiprocessing.Queue, levels: dict[str, int], torch_threads: int, parent: int) -> None:
-    """A tagging process: its log records go to this process's handlers (above the progress
-    bar), Ctrl-C is left to this process, and it is SIGTERMed if this process dies."""
+def _tagging_process(job_id: int, settings: Settings, setup_logging: Callable[[], None], parent: int) -> None:
+    """A tagging process: Ctrl-C (sent to the terminal's whole process group) is left to its
+    parent, which stops it; it dies with its parent (by SIGTERM's default action, not the
+    parent's handler that a fork inherits), and logs to stderr as its parent set up logging
+    (not through a forked copy of the parent's progress-bar handler)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    release_stop_signals()
     die_with_parent(parent)
-    logging.root.handlers[:] = [QueueHandler(records)]
-    for name, level in levels.items():
-        logging.getLogger(name or None).setLevel(level)
+    logging.root.handlers.clear()
+    setup_logging()
     import torch
 
-    torch.set_num_threads(torch_threads)
-
-
-class _LogsForwarded:
-    """The tagging processes' log records, handled here as if logged here (above the progress
-    bar), by a thread that polls their queue until told to stop. Not logging's QueueListener:
-    it stops on a record sent through the queue, behind the queue's write lock, which a process
-    killed while writing a record (the OOM killer) holds for good. (The other processes are
-    then terminated with the pool, so none waits on that lock either.)"""
-
-    def __init__(self, records: multiprocessing.Queue) -> None:
-        self.records = records
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._forward, name="nerq-logs", daemon=True)
-        self.thread.start()
-
-    def _forward(self) -> None:
-        while True:
-            try:
-                record = self.records.get(timeout=0.2)
-            except queue.Empty:
-                if self.stopping.is_set():
-                    return
-                continue
-            try:
-                logging.getLogger(record.name).handle(record)
-            except Exception:  # a handler or filter that raises loses its record, not the ones after it
-                if logging.raiseExceptions:  # reported as logging reports its handlers' errors
-                    traceback.print_exc()
-
-    def stop(self) -> None:
-        """Once the queue has been quiet a moment: the processes have ended, their records are in."""
-        self.stopping.set()
-        self.thread.join(timeout=10)
+    torch.set_num_threads(settings.torch_threads)
+    claim_loop(job_id, settings)

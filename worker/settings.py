@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     stale_chunk_seconds: float = Field(60.0, gt=0)
     sweep_interval_seconds: float = Field(60.0, gt=0)  # NERQ_SWEEP_INTERVAL_SECONDS: how often bin/beat sends the sweeper
     db_retry_seconds: float = Field(300.0, ge=0)  # NERQ_DB_RETRY_SECONDS: how long a chunk waits out an unreachable database
+    # NERQ_TEST_BATCH_DELAY: for tests only: seconds each batch of a chunk waits, so that a test
+    # acting on a running chunk finds it running however fast the machine tags
+    test_batch_delay: float = Field(0.0, ge=0)
     metrics_port: int | None = Field(None, ge=1, le=65535)  # NERQ_METRICS_PORT: Prometheus metrics of a worker (unset: off)
     torch_threads: int = Field(1, ge=1)  # NERQ_TORCH_THREADS: torch threads per worker process (README, "Sizing CPU workers")
     # NERQ_LOCAL_PROCESSES: processes tagging an embedded job (unset: one per core on CPU, one on CUDA)

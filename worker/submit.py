@@ -129,10 +129,10 @@ def enqueue(job_id: int, chunks: list[tuple[int, int, int]], queue: str) -> None
         raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from None
 
 
-def take_over(job_id: int, settings: Settings) -> list[tuple[int, int, int]]:
-    """Make this process the owner of a dead in-process job: its unfinished chunks, to run
-    with worker.embedded.run_locally (a chunk its dead owner left running is claimed again; a chunk is saved
-    once, so nothing is tagged twice)."""
+def take_over(job_id: int, settings: Settings) -> None:
+    """Make this process the owner of a dead in-process job, and queue again the chunks its
+    dead owner's processes left running, for worker.embedded.run_locally to tag with the rest
+    (a chunk is saved once, so nothing is tagged twice)."""
     with storage.session_scope() as session:
         p = storage.job_progress(session, job_id)
         if p.queue is not None:
@@ -143,4 +143,4 @@ def take_over(job_id: int, settings: Settings) -> list[tuple[int, int, int]]:
             raise JobNotResumable(f"job {job_id} is still being tagged by {p.owner}; bin/cancel {job_id} stops it")
         if not storage.take_over_job(session, job_id, this_process(), p.owner):
             raise JobNotResumable(f"job {job_id} was taken over by another process meanwhile")
-        return storage.unfinished_chunks(session, job_id)
+        storage.requeue_running_chunks(session, job_id)

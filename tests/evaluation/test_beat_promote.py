@@ -103,9 +103,9 @@ def job_tags(url: str, job_id: int) -> tuple[list, list]:
 
 def test_promote_switches_the_next_job_not_a_running_one(start_worker, queue_env, fresh_pg, good_model,
                                                           worse_model, queries_file, tmp_path):
-    big = tmp_path / "queries3x.txt"  # 5859 queries in 293 chunks: still running when promoted
+    big = tmp_path / "queries3x.txt"  # 5859 queries in 293 chunks, each batch waiting 0.05 s: still running when promoted
     big.write_text(queries_file.read_text(encoding="utf-8") * 3, encoding="utf-8")
-    env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg}
+    env = {**queue_env, "NERQ_DATABASE_URL": fresh_pg, "NERQ_TEST_BATCH_DELAY": "0.05"}
     env.pop("NERQ_MODEL")  # the promoted version decides
     queue = env["NERQ_TEST_QUEUE"]
     with storage.session_scope(fresh_pg) as session:

@@ -101,13 +101,18 @@ def test_a_cancelled_local_job_stops_its_processes(tmp_path, big_queries, tiny_m
     assert sql(url, "SELECT count(*) FROM sentences WHERE tags IS NOT NULL")[0][0] == at_cancel
 
 
-@pytest.mark.parametrize("start", ["fork", "spawn"])
-def test_a_stopped_local_submit_stops_its_processes_and_gives_the_job_up(tmp_path, big_queries, tiny_model, start):
-    """SIGTERM (or Ctrl-C) to bin/submit alone: it stops its tagging processes mid-chunk and
-    cancels the job, as in one process."""
+@pytest.mark.parametrize(("start", "stop"), [("fork", "SIGTERM"), ("spawn", "SIGTERM"), ("fork", "Ctrl-C")])
+def test_a_stopped_local_submit_stops_its_processes_and_gives_the_job_up(tmp_path, big_queries, tiny_model,
+                                                                           start, stop):
+    """SIGTERM to bin/submit alone, or Ctrl-C (SIGINT to its whole process group, as a terminal
+    sends it): it stops its tagging processes mid-chunk and cancels the job, as in one process."""
     with tagging_in_two_processes(tmp_path, big_queries, tiny_model, NERQ_LOCAL_START=start) as (env, submit, tagging):
-        os.kill(submit.pid, signal.SIGTERM)
+        if stop == "Ctrl-C":
+            submit.signal_group(signal.SIGINT)
+        else:
+            os.kill(submit.pid, signal.SIGTERM)
         wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=120, explain=submit.text)
+        assert submit.proc.returncode == 130, submit.text()
         assert gone(tagging)
         assert "Traceback" not in submit.text()
     final = job_state(env["NERQ_DATABASE_URL"], 1)
@@ -140,6 +145,47 @@ def test_spawned_tagging_processes_store_what_bin_tag_gives(tmp_path, big_querie
         assert submit.proc.returncode == 0, submit.text()
         assert gone(tagging)
     assert_tagged_exactly_once(env, 1, clean_conll * BIG_REPEAT)
+
+
+def stored_results(url: str, job_id: int) -> tuple[list[list[str]], list[tuple]]:
+    """A job's tags, sentence by sentence, and its entities table's rows, in input order."""
+    tags = [json.loads(t) for (t,) in sql(url, "SELECT tags FROM sentences WHERE job_id = :j ORDER BY idx", j=job_id)]
+    entities = sql(url, 'SELECT sentence_idx, label, start, "end", text, score, char_start, char_end FROM entities '
+                        "WHERE job_id = :j ORDER BY sentence_idx, start", j=job_id)
+    return tags, [tuple(row) for row in entities]
+
+
+def bin_tag_results(model: Path, path: Path) -> tuple[list[list[str]], list[tuple]]:
+    """bin/tag's tags and entities for the same input, as stored_results gives a job's."""
+    res = run_bin("tag", "--model", str(model), "--output-format", "jsonl", str(path))
+    assert res.returncode == 0, res.stderr
+    results = [json.loads(line) for line in res.stdout.splitlines()]
+    entities = [(r["idx"], e["label"], e["start"], e["end"], e["text"], e["score"], e["char_start"], e["char_end"])
+                for r in results for e in r["entities"]]
+    return [r["tags"] for r in results], sorted(entities, key=lambda e: (e[0], e[2]))
+
+
+def test_two_processes_and_one_store_exactly_what_bin_tag_gives(tmp_path, queries_file, tiny_model):
+    """The same input through bin/tag, through an embedded job in two processes (20 chunks) and
+    in one: the same tags, and the same entity rows, scores equal to the last bit."""
+    queries = tmp_path / "queries3.txt"
+    queries.write_text(queries_file.read_text(encoding="utf-8") * 3, encoding="utf-8")
+    env = {**local_env(tmp_path, tiny_model), "NERQ_LOCAL_PROCESSES": "2"}
+    submit = start_submit(env, tmp_path, queries, "--chunk-size", "300")
+    try:
+        seen = wait_until(lambda: "ended" if not submit.alive() else len(tagging_pids(submit.pid)) == 2 and "two",
+                          "two tagging processes", timeout=240, poll=0.01, explain=submit.text)
+        assert seen == "two", submit.text()
+        wait_until(lambda: not submit.alive(), "bin/submit to end", timeout=600, explain=submit.text)
+        assert submit.proc.returncode == 0, submit.text()
+    finally:
+        submit.stop()
+    one = run_bin("submit", str(queries), "--chunk-size", "300", env={**env, "NERQ_LOCAL_PROCESSES": "1"})
+    assert one.returncode == 0, one.stderr
+    expected = bin_tag_results(tiny_model, queries)
+    assert len(expected[0]) == 5859 and expected[1]
+    for job_id in (1, 2):
+        assert stored_results(env["NERQ_DATABASE_URL"], job_id) == expected, job_id
 
 
 def test_a_job_is_created_whole_or_not_at_all(tmp_path, big_queries, tiny_model):

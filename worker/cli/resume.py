@@ -1,8 +1,8 @@
 """bin/resume JOB: finish an in-process job whose bin/submit died (bin/status shows it dead).
 
-Takes the job over and tags what is left on this machine (worker.embedded), exactly once:
-chunks already stored stay as they are, and a chunk the dead process was tagging is tagged
-again from scratch."""
+Takes the job over and tags what is left on this machine in the claim loop (worker.embedded),
+exactly once: chunks already stored stay as they are, and a chunk the dead processes were
+tagging is queued again and tagged from scratch."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     signal.signal(signal.SIGTERM, interrupted)  # stopped, it cleans up as bin/submit does
     settings = Settings.from_env()
-    chunks = take_over(args.job, settings)
-    return report(tag_here(args.job, chunks, settings, prog="bin/resume"), args.json, None)
+    take_over(args.job, settings)
+    return report(tag_here(args.job, settings, prog="bin/resume"), args.json, None)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import time
+from functools import partial
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -46,16 +47,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def progress_bar(job_id: int, total: int, done: int = 0) -> tqdm:
+    """A job's progress in sentences, on stderr (stdout has the job id and --json's state)."""
+    return tqdm(total=total, initial=done, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True)
+
+
+def show_progress(bar: tqdm, job_id: int) -> storage.JobCounts:
+    """Read the job's row alone (its whole state costs ten times as much) and show its counters."""
+    with storage.session_scope() as session:
+        counts = storage.job_counts(session, job_id)
+    bar.update(counts.n_done + counts.n_failed - bar.n)
+    return counts
+
+
 def wait(job_id: int, total: int, timeout: float | None, poll: float = 0.1) -> dict:
-    """Show progress until the job ends, or the timeout passes: returns its last state. Each
-    poll reads the job's row alone (its whole state only at the end); a short poll lets a
-    script go on as soon as its job is done."""
+    """Show progress until the job ends, or the timeout passes: returns its last state. A
+    short poll lets a script go on as soon as its job is done."""
     deadline = time.monotonic() + timeout if timeout else None
-    with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
+    with progress_bar(job_id, total) as bar:
         while True:
-            with storage.session_scope() as session:
-                counts = storage.job_counts(session, job_id)
-            bar.update(counts.n_done + counts.n_failed - bar.n)
+            counts = show_progress(bar, job_id)
             if counts.status in storage.FINISHED or (deadline and time.monotonic() > deadline):
                 return read_progress(job_id)
             time.sleep(poll)
@@ -76,12 +87,15 @@ def _read(args: argparse.Namespace, settings: Settings) -> tuple[int, list[tuple
         )
 
 
-def tag_here(job_id: int, chunks: list[tuple[int, int, int]], settings: Settings, prog: str = "bin/submit") -> dict:
-    """The embedded mode: tag these chunks on this machine (worker.embedded); returns the job's final state."""
-    total = sum(stop - start for _, start, stop in chunks)
+def tag_here(job_id: int, settings: Settings, verbose: bool = False, prog: str = "bin/submit") -> dict:
+    """The embedded mode: tag the job's queued chunks on this machine (worker.embedded), showing
+    its counters; returns the job's final state. Interrupted, it gives the job up."""
+    with storage.session_scope() as session:
+        p = storage.job_progress(session, job_id)
     try:
-        with tqdm(total=total, desc=f"job {job_id}", unit="sent", file=sys.stderr, dynamic_ncols=True) as bar:
-            run_locally(job_id, chunks, settings, on_chunk=bar.update)
+        with progress_bar(job_id, p.n_sentences, p.n_done + p.n_failed) as bar:
+            run_locally(job_id, p.chunks.get("queued", 0), settings, partial(setup_logging, verbose),
+                        on_progress=lambda: show_progress(bar, job_id))
     except KeyboardInterrupt:
         abandon(job_id, f"{prog} was interrupted while tagging in-process")
         raise
@@ -124,7 +138,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     total = chunks[-1][2] if chunks else 0
     print(job_id, flush=True)
     if not settings.broker_url:
-        return report(tag_here(job_id, chunks, settings), args.json, args.timeout)
+        return report(tag_here(job_id, settings, args.verbose), args.json, args.timeout)
     _queue(job_id, chunks, args.queue)
     if not args.wait:
         print(f"job {job_id}: {total} sentences queued in {len(chunks)} chunks", file=sys.stderr)
