@@ -187,8 +187,16 @@ class Tagger:
         t = self.temperature
         if self.model.crf is None:
             return softmax_probabilities_at(emissions / t, mask, idx)
-        pot = Potentials(*(x / t for x in crf_potentials(self.model.crf)))
-        return crf_probabilities_at(emissions / t, mask, pot, idx)
+        return crf_probabilities_at(emissions / t, mask, self.potentials(), idx)
+
+    def potentials(self) -> Potentials:
+        """The CRF's potentials divided by the calibration temperature (emissions are divided
+        by it too). Without a CRF, zeros: tokens are then independent, each its own softmax."""
+        t = self.temperature
+        if self.model.crf is None:
+            k = len(self.vocab.tags)
+            return Potentials(torch.zeros(k, k, device=self.device), *torch.zeros(2, k, device=self.device))
+        return Potentials(*(x / t for x in crf_potentials(self.model.crf)))
 
     def tag(
         self,

@@ -26,6 +26,10 @@ class ConfigError(RuntimeError):
     """A NERQ_* variable with a value nerqueue cannot use."""
 
 
+class InvalidRequest(ValueError):
+    """A command asked for something that cannot be given (a review of no sentences)."""
+
+
 def _driver_message(exc: BaseException) -> str:
     """The driver's own first line, without its `connection failed: ... FATAL:` preamble."""
     orig = getattr(exc, "orig", None) or exc

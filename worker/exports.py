@@ -89,11 +89,15 @@ def _entity_dict(r: ResultLike, e: SpanLike) -> dict:
             "char_end": char_end, "text": e.text, "score": e.score}
 
 
+def jsonl_object(r: ResultLike) -> dict:
+    """A sentence as one ``jsonl`` line holds it (bin/review adds its selection score)."""
+    return {"idx": r.idx, **({"text": r.text} if r.text is not None else {}), "tokens": r.tokens,
+            "tags": r.tags, "entities": [_entity_dict(r, e) for e in r.entities]}
+
+
 def _jsonl(out: TextIO, results: Iterable[ResultLike], model_version: str) -> None:
     for r in results:
-        obj = {"idx": r.idx, **({"text": r.text} if r.text is not None else {}), "tokens": r.tokens,
-               "tags": r.tags, "entities": [_entity_dict(r, e) for e in r.entities]}
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        out.write(json.dumps(jsonl_object(r), ensure_ascii=False) + "\n")
 
 
 CSV_COLUMNS = ("sentence_idx", "label", "text", "score", "start", "end", "char_start", "char_end", "sentence")
@@ -132,12 +136,17 @@ def label_studio_task(r: ResultLike, model_version: str) -> dict:
             "predictions": [prediction] if r.tags is not None else []}
 
 
-def _label_studio(out: TextIO, results: Iterable[ResultLike], model_version: str) -> None:
+def write_json_list(out: TextIO, items: Iterable[dict]) -> None:
+    """A JSON list written as the items stream in, one a line (Label Studio's task file)."""
     out.write("[")
-    for n, r in enumerate(results):
+    for n, item in enumerate(items):
         out.write(",\n" if n else "\n")
-        out.write(json.dumps(label_studio_task(r, model_version), ensure_ascii=False))
+        out.write(json.dumps(item, ensure_ascii=False))
     out.write("\n]\n")
+
+
+def _label_studio(out: TextIO, results: Iterable[ResultLike], model_version: str) -> None:
+    write_json_list(out, (label_studio_task(r, model_version) for r in results))
 
 
 WRITERS: dict[str, Callable[[TextIO, Iterable[ResultLike], str], None]] = {

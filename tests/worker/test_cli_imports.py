@@ -20,8 +20,8 @@ from tests.support.model_dirs import stand_in_model_dir
 from tests.support.procs import REPO
 
 HEAVY = ("torch", "seqeval", "sklearn", "matplotlib")
-QUICK = ("status", "results", "cancel", "train", "evaluate", "report")  # --help: argparse alone
-COMMANDS = ("status", "results", "models", "cancel", "submit", "tag", "train", "evaluate", "worker",
+QUICK = ("status", "results", "review", "cancel", "train", "evaluate", "report")  # --help: argparse alone
+COMMANDS = ("status", "results", "review", "models", "cancel", "submit", "tag", "train", "evaluate", "worker",
             "beat", "db", "promote", "report")
 
 PROBE = """

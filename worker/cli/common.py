@@ -16,7 +16,8 @@ from typing import TextIO
 from model.defaults import PRECISION_CHOICES
 from model.devices import DEVICE_CHOICES
 
-from ..errors import BrokerUnavailable, ConfigError, JobNotResumable, TaggingProcessDied, database_problem
+from ..errors import (BrokerUnavailable, ConfigError, InvalidRequest, JobNotResumable, TaggingProcessDied,
+                      database_problem)
 from ..regression import Thresholds
 
 
@@ -30,8 +31,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from storage import NotFound, SchemaMismatch
 
     return (CorpusFormatError, CorpusNotFound, ModelLoadError, DeviceUnavailable, BrokerUnavailable,
-            ConfigError, JobNotResumable, TaggingProcessDied, NotFound, SchemaMismatch, FileNotFoundError,
-            PermissionError, IsADirectoryError)
+            ConfigError, InvalidRequest, JobNotResumable, TaggingProcessDied, NotFound, SchemaMismatch,
+            FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def database_errors() -> tuple[type[BaseException], ...]:
