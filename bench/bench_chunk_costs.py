@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Where a worker's time for a chunk goes, on one CPU thread: the model's tensor work (forward
 pass, decoding, span scores: on CUDA, the GPU's share) and the CPU work around it (reading the
-chunk, the tokenizer's alignment, encoding, span bookkeeping, storing the results), which a CUDA
-process still does on its CPU: that part alone caps one process, however fast its GPU.
+chunk, encoding and batching, finding spans and offsets, storing the results, waiting on the
+database), which a CUDA process still does on its CPU: that part alone caps one process,
+however fast its GPU.
 
 Stores the test queries repeated to --sentences as a job (chunks of the workers' default size,
 in a fresh SQLite or PostgreSQL database), runs worker.chunks.run_chunk on each chunk after one

@@ -42,7 +42,7 @@ from storage import (  # noqa: E402
 )
 from tests.support.scratch import KINDS, scratch_database  # noqa: E402
 
-Example = tuple[list[str], list[str], list[tuple[str, int, int, str]]]  # tokens, tags, (label, start, end, text)
+Example = tuple[list[str], list[str], list[tuple]]  # tokens, tags, (label, start, end, text, score, char offsets)
 
 
 TAG_NAMES: list[str] = []  # the tags seen, in order: tags as the ids a model gives
@@ -59,7 +59,11 @@ def load_examples(path: Path) -> list[Example]:
     examples = []
     for s in read_corpus(path):
         tags = s.tags or []
-        spans = [(sp.label, sp.start, sp.end, " ".join(s.tokens[sp.start : sp.end])) for sp in bio_spans(tags)]
+        spans = []
+        for sp in bio_spans(tags):
+            at = len(" ".join(s.tokens[: sp.start])) + (sp.start > 0)  # offsets in the tokens joined by spaces
+            text = " ".join(s.tokens[sp.start : sp.end])
+            spans.append((sp.label, sp.start, sp.end, text, 0.5, at, at + len(text)))
         examples.append((s.tokens, tags, spans))
     return examples
 

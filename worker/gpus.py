@@ -15,7 +15,7 @@ from model.devices import DeviceUnavailable
 
 # Microseconds of CPU work a worker process spends around the model per sentence (reading,
 # encoding, spans, storing): docs/benchmarks.md#processes-per-gpu.
-CPU_WORK_US = 30
+CPU_WORK_US = 40
 GPU_SENTENCES_PER_S = 200_000  # the model's rate on one GPU that the processes must feed (issue 11's target)
 
 _pool_gpus: list[str] = []  # set in bin/worker's main process, inherited by every pool process
