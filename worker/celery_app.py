@@ -53,7 +53,7 @@ def warm_up() -> None:
         log.warning("could not preload the model: %s", exc)
 
 
-@worker_process_init.connect  # sent in each prefork child, and once by the solo pool
+@worker_process_init.connect  # sent in each prefork child
 def _load_in_child(**_) -> None:
     gpu = pin_process_gpu()  # before anything initialises CUDA in this process
     if gpu is not None:

@@ -37,8 +37,8 @@ class ChunkGaveUp(RuntimeError):
 
 
 class ChunkTimedOut(RuntimeError):
-    """A chunk ran past its time limit (checked between batches: Celery's solo pool, used on
-    GPUs, enforces no time limit of its own). It is retried like any other failure."""
+    """A chunk ran past its time limit (checked between batches, so the embedded mode's claim
+    loop, which no Celery pool watches, keeps it too). It is retried like any other failure."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The chunk task body in-process (the code Celery's solo pool runs on a GPU node)."""
+"""The chunk task body in-process (the code every worker and the embedded mode's claim loop run)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from worker.submit import create_job
 def test_a_chunk_past_its_time_limit_stops_between_batches_and_can_run_again(
     tmp_path, monkeypatch, queries_file, tiny_model
 ):
-    """The solo pool enforces no time limit: run_chunk checks its own between batches."""
+    """The embedded mode has no Celery pool to enforce a time limit: run_chunk checks its own between batches."""
     monkeypatch.setenv("NERQ_DATABASE_URL", f"sqlite:///{tmp_path / 'chunks.db'}")
     job_id, _ = create_job(str(queries_file), "text", name=None, model_dir=str(tiny_model), chunk_size=2000)
     with pytest.raises(ChunkTimedOut, match="time limit"):
