@@ -1,5 +1,6 @@
 """How long the commands take to answer: median of 5 cold starts (a new process each) of each
-command case, wall time, with the targets of issue 17. Prints JSON.
+command case, wall time, with the targets of issue 17, and as a fraction of a torch import
+timed alongside (`x_torch`; issue 40 asks < 0.35 of bin/status and bin/results --help). Prints JSON.
 
 The commands run against a scratch SQLite database and a stand-in model directory (a weights
 file of random bytes: registered by sha256, never loaded, since no case here tags anything).
@@ -41,10 +42,16 @@ def inputs(root: Path) -> tuple[Path, Path]:
     return good, bad
 
 
-def timed(repo: Path, env: dict[str, str], command: str, *args: str) -> tuple[float, int]:
+def timed_argv(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, int]:
     started = time.perf_counter()
-    done = subprocess.run([str(repo / "bin" / command), *args], env=env, capture_output=True, timeout=300)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=300)
     return time.perf_counter() - started, done.returncode
+
+
+def timed(repo: Path, env: dict[str, str], command: str, *args: str) -> tuple[float, int]:
+    # In the repo: `python -m` puts the working directory first on sys.path, so from another
+    # checkout the command would import that checkout's packages.
+    return timed_argv([str(repo / "bin" / command), *args], env, cwd=repo)
 
 
 def cases(good: Path, bad: Path, queue: str) -> list[tuple[str, float, bool, tuple[str, ...]]]:
@@ -57,7 +64,14 @@ def cases(good: Path, bad: Path, queue: str) -> list[tuple[str, float, bool, tup
     return quick + helps + submits
 
 
+def torch_import(runs: int) -> float:
+    """The reference: median seconds of a new interpreter importing torch (what a quick command must not pay)."""
+    return statistics.median(
+        timed_argv([sys.executable, "-c", "import torch"], dict(os.environ))[0] for _ in range(runs))
+
+
 def measure(repo: Path, runs: int, redis_url: str) -> dict:
+    """{"torch_import_s": the reference, "cases": {name: figures}}."""
     queue = f"nerqueue.bench-startup-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="nerq_bench_") as tmp:
         root = Path(tmp)
@@ -66,19 +80,21 @@ def measure(repo: Path, runs: int, redis_url: str) -> dict:
         env.update(NERQ_PYTHON=sys.executable, NERQ_DATABASE_URL=f"sqlite:///{root / 'nerq.db'}",
                    NERQ_MODEL=str(stand_in_model_dir(root)))
         timed(repo, env, "submit", str(bad), "--format", "jsonl")  # migrates the database; job 1
+        torch_s = torch_import(runs)
         results = {}
         try:
             for name, target, queued, command in cases(good, bad, queue):
                 case_env = {**env, "NERQ_BROKER_URL": redis_url} if queued else env
                 times, codes = zip(*(timed(repo, case_env, *command) for _ in range(runs)))
                 median = statistics.median(times)
-                results[name] = {"median_s": round(median, 3), "target_s": target, "ok": median < target,
+                results[name] = {"median_s": round(median, 3), "x_torch": round(median / torch_s, 2),
+                                 "target_s": target, "ok": median < target,
                                  "runs_s": [round(t, 3) for t in times], "exit": sorted(set(codes))}
         finally:
             client = redis.Redis.from_url(redis_url)
             client.delete(queue)
             client.close()
-    return results
+    return {"torch_import_s": round(torch_s, 3), "cases": results}
 
 
 def main() -> int:
@@ -88,10 +104,10 @@ def main() -> int:
     p.add_argument("--redis-url", default=os.environ.get("NERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = p.parse_args()
     load_before = os.getloadavg()
-    results = measure(args.repo.resolve(), args.runs, args.redis_url)
+    measured = measure(args.repo.resolve(), args.runs, args.redis_url)
     print(json.dumps({"repo": str(args.repo.resolve()), "runs": args.runs, "loadavg_before": load_before,
-                      "loadavg_after": os.getloadavg(), "all_ok": all(r["ok"] for r in results.values()),
-                      "cases": results}, indent=2))
+                      "loadavg_after": os.getloadavg(), "all_ok": all(r["ok"] for r in measured["cases"].values()),
+                      **measured}, indent=2))
     return 0
 
 

@@ -5,37 +5,55 @@ here, which never commit themselves, so callers choose the transaction. Records 
 display (ChunkInfo, JobProgress) as frozen dataclasses, what is polled (JobCounts) as a tuple.
 The schema is documented for users in docs/sql.md. Never imports model.
 
-One module per room: models (model versions), jobs (jobs, sentences, job state and results),
-chunks (the chunk state machine), evaluations (evaluation runs). Each module's __all__ is
-what it adds to this package's face, the one list of exported names.
+One module per room: models (model versions), jobs (jobs, sentences, job state), results (a
+job's results streamed out), chunks (the chunk state machine), sink (storing a tagged chunk),
+evaluations (evaluation runs).
+Each module's __all__ is what it adds to this package's face (tests/storage/test_storage_face.py
+checks the two agree).
 
-The names load on first use (PEP 562), so that a command's --help, and the commands that never
-touch SQL, do not pay for importing SQLAlchemy."""
+Importing this package imports SQLAlchemy: commands import it once their --help is answered."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._common import ACTIVE, FINISHED, NotFound
+from .chunks import (
+    ChunkInfo, claim_chunk, claim_next_chunk, mark_chunk_failed, mark_chunks_sent, requeue_running_chunks,
+    requeue_stale_chunks, stale_queued_chunks, touch_chunk,
+)
+from .db import get_engine, is_transient, session_scope
+from .engine import BadDatabaseURL, database_url, display_url, json_tag_lists
+from .evaluations import (
+    best_evaluation, evaluation_history, latest_evaluated_dataset, previous_evaluation, record_evaluation,
+    slot_recorded,
+)
+from .jobs import (
+    ChunkText, EntityRow, JobCounts, JobProgress, add_sentences, cancel_job, create_chunks, create_job,
+    finish_job_if_complete, get_job, job_counts, job_progress, list_jobs, load_chunk_text, set_job_status,
+    take_over_job,
+)
+from .migrate import SchemaMismatch, current_revision, ensure_schema, head_revision, upgrade
+from .models import (
+    current_model_version, get_model_version, latest_model_versions, promote_model_version, register_model_version,
+)
+from .results import SentenceResult, iter_job_entities, iter_job_results, iter_job_sentences
+from .schema import Chunk, Entity, EvaluationRun, Job, ModelVersion, Sentence
+from .sink import save_tagged_chunk
 
-# The modules whose __all__ make up this package's face, in the order names are looked up.
-_MODULES = ("_common", "models", "jobs", "chunks", "evaluations", "db", "engine", "migrate", "schema")
-
-
-def _exports() -> dict[str, str]:
-    """Each exported name and the module that defines it (imports every module once)."""
-    return {name: module for module in _MODULES for name in importlib.import_module(f"{__name__}.{module}").__all__}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "__all__":
-        return list(_exports())
-    module = _exports().get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # looked up once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_exports()})
+__all__ = [
+    "ACTIVE", "FINISHED", "NotFound",
+    "ChunkInfo", "claim_chunk", "claim_next_chunk", "mark_chunk_failed", "mark_chunks_sent", "requeue_running_chunks",
+    "requeue_stale_chunks", "stale_queued_chunks", "touch_chunk",
+    "get_engine", "is_transient", "session_scope",
+    "BadDatabaseURL", "database_url", "display_url", "json_tag_lists",
+    "best_evaluation", "evaluation_history", "latest_evaluated_dataset", "previous_evaluation", "record_evaluation",
+    "slot_recorded",
+    "ChunkText", "EntityRow", "JobCounts", "JobProgress", "add_sentences", "cancel_job", "create_chunks", "create_job",
+    "finish_job_if_complete", "get_job", "job_counts", "job_progress", "list_jobs", "load_chunk_text",
+    "set_job_status", "take_over_job",
+    "SchemaMismatch", "current_revision", "ensure_schema", "head_revision", "upgrade",
+    "current_model_version", "get_model_version", "latest_model_versions", "promote_model_version",
+    "register_model_version",
+    "SentenceResult", "iter_job_entities", "iter_job_results", "iter_job_sentences",
+    "Chunk", "Entity", "EvaluationRun", "Job", "ModelVersion", "Sentence",
+    "save_tagged_chunk",
+]

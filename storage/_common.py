@@ -1,4 +1,4 @@
-"""What the storage rooms (models, jobs, chunks, evaluations) share: the status groups, the
+"""What the storage rooms (models, jobs, results, chunks, evaluations) share: the status groups, the
 NotFound error and a few statement builders. Public names are in __all__; the underscored
 helpers are for storage's own modules."""
 

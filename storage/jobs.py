@@ -1,5 +1,5 @@
 """Jobs and their sentences: creating a job, splitting it into chunks, its status and
-progress, and streaming its results back out. How chunks change state is storage.chunks.
+progress. How chunks change state is storage.chunks; streaming results out, storage.results.
 
 Writers of one job take its chunk rows before its job row (see storage.chunks), and counters
 move by atomic `n = n + k` updates, so concurrent writers cannot deadlock or lose counts."""
@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 
 from ._common import ACTIVE, FINISHED, NotFound, _check, _now, _table
 from .bulk import insert_rows
-from .schema import JOB_STATUSES, Chunk, Entity, Job, Sentence, utcnow
+from .schema import JOB_STATUSES, Chunk, Job, Sentence, utcnow
 
 __all__ = [
-    "ChunkText", "EntityRow", "JobCounts", "JobProgress", "SentenceResult", "add_sentences",
-    "cancel_job", "create_chunks", "create_job", "finish_job_if_complete", "get_job", "iter_job_entities",
-    "iter_job_results", "iter_job_sentences", "job_counts", "job_progress", "list_jobs", "load_chunk_text",
-    "set_job_status", "take_over_job", "unfinished_chunks",
+    "ChunkText", "EntityRow", "JobCounts", "JobProgress", "add_sentences", "cancel_job", "create_chunks",
+    "create_job", "finish_job_if_complete", "get_job", "job_counts", "job_progress", "list_jobs", "load_chunk_text",
+    "set_job_status", "take_over_job",
 ]
 
 
@@ -39,16 +38,6 @@ class EntityRow(NamedTuple):
     score: float | None = None  # the model's probability of this labelled span
     char_start: int | None = None
     char_end: int | None = None
-
-
-class SentenceResult(NamedTuple):
-    """A sentence's results for an export: tags None until its chunk is done."""
-
-    idx: int
-    tokens: list[str]
-    text: str | None
-    tags: list[str] | None
-    entities: list[EntityRow]
 
 
 @dataclass(frozen=True)
@@ -170,19 +159,9 @@ def create_chunks(session: Session, job_id: int, chunk_size: int) -> list[tuple[
     return ranges
 
 
-# Reads below select Core columns, not ORM attributes: rows come back as plain tuples, without
-# the ORM's per-row loading machinery (bench/bench_storage.py measures them).
+# load_chunk_text selects Core columns, not ORM attributes, as storage.results does: rows come
+# back as plain tuples, without the ORM's per-row loading machinery.
 _SENTENCES = _table(Sentence).c
-_ENTITIES = _table(Entity).c
-
-
-def unfinished_chunks(session: Session, job_id: int) -> list[tuple[int, int, int]]:
-    """(chunk_idx, start, stop) of the job's queued or running chunks: what is left to tag."""
-    rows = session.execute(
-        select(Chunk.chunk_idx, Chunk.start, Chunk.stop)
-        .where(Chunk.job_id == job_id, Chunk.status.in_(ACTIVE)).order_by(Chunk.chunk_idx)
-    )
-    return [(i, start, stop) for i, start, stop in rows]
 
 
 class ChunkText(NamedTuple):
@@ -296,57 +275,3 @@ def job_counts(session: Session, job_id: int) -> JobCounts:
     if row is None:
         raise NotFound(f"no job {job_id}")
     return JobCounts(*row)
-
-
-# --- results ----------------------------------------------------------------------------
-
-
-def iter_job_results(
-    session: Session, job_id: int, batch: int = 5000
-) -> Iterator[tuple[int, list[str], list[str] | None]]:
-    """(idx, tokens, tags or None if not tagged) in input order, fetched batch rows at a time
-    (a server-side cursor on PostgreSQL): consume it inside the session scope."""
-    stmt = (
-        select(_SENTENCES.idx, _SENTENCES.tokens, _SENTENCES.tags)
-        .where(_SENTENCES.job_id == job_id)
-        .order_by(_SENTENCES.idx)
-        .execution_options(yield_per=batch)
-    )
-    for idx, tokens, tags in session.execute(stmt):
-        yield idx, tokens, tags
-
-
-def iter_job_entities(
-    session: Session, job_id: int, label: str | None = None, batch: int = 5000
-) -> Iterator[EntityRow]:
-    """The job's entities (of one label, if given) in input order, streamed like iter_job_results."""
-    e = _ENTITIES
-    stmt = (
-        select(*(getattr(e, name) for name in EntityRow._fields))
-        .where(e.job_id == job_id)
-        .order_by(e.sentence_idx, e.start)
-        .execution_options(yield_per=batch)
-    )
-    if label is not None:
-        stmt = stmt.where(e.label == label)
-    for row in session.execute(stmt):
-        yield EntityRow(*row)
-
-
-def iter_job_sentences(session: Session, job_id: int, batch: int = 5000) -> Iterator[SentenceResult]:
-    """Each sentence with its text, tags and entities, in input order: the sentences and the
-    entities stream side by side (both in input order) and are merged, never held whole."""
-    entities = iter_job_entities(session, job_id, batch=batch)
-    pending = next(entities, None)
-    stmt = (
-        select(Sentence.idx, Sentence.tokens, Sentence.text, Sentence.tags)
-        .where(Sentence.job_id == job_id)
-        .order_by(Sentence.idx)
-        .execution_options(yield_per=batch)
-    )
-    for idx, tokens, text, tags in session.execute(stmt):
-        mine = []
-        while pending is not None and pending.sentence_idx == idx:
-            mine.append(pending)
-            pending = next(entities, None)
-        yield SentenceResult(idx, tokens, text, tags, mine)

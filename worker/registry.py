@@ -9,7 +9,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import storage
 from model.checkpoint import ModelLoadError, read_metrics, weights_sha256
 
 from . import metrics
@@ -17,6 +16,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:  # loaded where a tagger is: registering a model (bin/submit) needs no torch
     from sqlalchemy.orm import Session
+
+    import storage
     from model import Tagger
 
 # The taggers of this process, least recently used first, at most NERQ_MODEL_CACHE of them.
@@ -26,6 +27,8 @@ _lock = threading.Lock()
 
 def register_model_dir(session: Session, model_dir: str | Path) -> storage.ModelVersion:
     """The model version row of a directory (created on first sight, keyed by weights sha256)."""
+    import storage  # SQLAlchemy loads where a model is registered: bin/tag --model never is
+
     path = Path(model_dir).resolve()  # var/models/current resolves to the versioned directory
     if not (path / "model.safetensors").is_file():
         raise ModelLoadError(f"{model_dir}: no model here (train one with bin/train, or set NERQ_MODEL)")
@@ -111,6 +114,8 @@ def current_model_dir(session: Session | None = None) -> str:
     settings = Settings.from_env()
     if settings.model_set:
         return settings.model
+    import storage  # SQLAlchemy loads only where the database decides
+
     if session is None:
         with storage.session_scope() as own:
             version = storage.current_model_version(own)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import storage
-
 from .common import run
 
 
@@ -13,6 +11,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bin/cancel", description=__doc__)
     p.add_argument("job", type=int)
     args = p.parse_args(argv)
+    import storage  # SQLAlchemy loads here, not for --help
+
     with storage.session_scope() as session:
         cancelled = storage.cancel_job(session, args.job)
         status = storage.get_job(session, args.job).status

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import storage
 from model.corpus import read_corpus
 from model.data import default_test_file, file_sha256
 
@@ -41,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _register(model_dir: str) -> int:
+    import storage  # SQLAlchemy loads here, not for --help
+
     from ..registry import register_model_dir
 
     with storage.session_scope() as session:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import storage
-
-from ..registry import current_model_path
 from .common import positive_int, run
 from .table import text_table
 
@@ -22,6 +19,10 @@ def parser() -> argparse.ArgumentParser:
 def rows(limit: int) -> list[dict]:
     """The newest versions; `current` marks the one new jobs use (NERQ_MODEL, else the version
     promoted last, else var/models/current), matched by its resolved directory."""
+    import storage  # SQLAlchemy and pydantic load here, not for --help
+
+    from ..registry import current_model_path
+
     with storage.session_scope() as session:
         current = current_model_path(session)
         out = []

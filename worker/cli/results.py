@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import storage
-
 from ..exports import FORMATS
-from ..results import export_job
 from .common import open_output, probability, run
 
 
@@ -26,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="only sentences holding an entity scored below S: the ones worth a review")
     p.add_argument("-o", "--output", help="output file (default stdout)")
     args = p.parse_args(argv)
+    import storage  # SQLAlchemy loads here, not for --help
+
+    from ..results import export_job
+
     with storage.session_scope() as session:
         status = storage.get_job(session, args.job).status
     with open_output(args.output) as out:

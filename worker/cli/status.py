@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import storage
-
-from ..job_times import JobTimes, duration, job_times
-from ..owner import is_dead
-from ..progress import progress_dict
 from .common import positive_int, run
 from .table import text_table
+
+if TYPE_CHECKING:
+    from ..job_times import JobTimes
 
 
 def _clock(t: datetime | None) -> str:
@@ -23,6 +22,8 @@ def _clock(t: datetime | None) -> str:
 
 def _pace(times: JobTimes) -> str:
     """`took 16s`, `eta 3m05s`, or `-` (not started)."""
+    from ..job_times import duration
+
     if times.took_seconds is not None:
         return f"took {duration(times.took_seconds)}"
     if times.remaining_seconds is not None:
@@ -31,6 +32,11 @@ def _pace(times: JobTimes) -> str:
 
 
 def show_job(job_id: int, as_json: bool) -> None:
+    import storage  # SQLAlchemy loads once a job is shown, not for --help
+
+    from ..job_times import job_times
+    from ..progress import progress_dict
+
     with storage.session_scope() as session:
         progress = storage.job_progress(session, job_id)
     state = progress_dict(progress)
@@ -58,7 +64,11 @@ def show_job(job_id: int, as_json: bool) -> None:
 
 
 def list_jobs(limit: int, as_json: bool) -> None:
-    from ..settings import Settings  # pydantic loads when jobs are shown, not for --help
+    import storage  # SQLAlchemy and pydantic load when jobs are shown, not for --help
+
+    from ..job_times import job_times
+    from ..owner import is_dead
+    from ..settings import Settings
 
     with storage.session_scope() as session:
         jobs = [(j, job_times(j)) for j in storage.list_jobs(session, limit=limit)]

@@ -14,7 +14,6 @@ from model.defaults import CUDA_BATCH_SIZE, CUDA_MAX_TOKENS, DEFAULT_BATCH_SIZE,
 
 from ..exports import FORMATS as OUTPUT_FORMATS
 from ..exports import Result, write_results
-from ..registry import freeze_long_lived, resolve_model_dir
 from .common import (add_device_option, add_precision_option, add_verbose_option, open_output, positive_int, run,
                      setup_logging)
 
@@ -65,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     from model import Tagger  # torch loads here, not for --help or bin/results
+
+    from ..registry import freeze_long_lived, resolve_model_dir  # SQLAlchemy, pydantic: not for --help
 
     model_dir = resolve_model_dir(args.model)
     tagger = Tagger.load(model_dir, args.device, batch_size=args.batch_size, max_tokens=args.max_tokens,

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 
-import storage
 from model.train_config import PRESETS, preset_config
 
 from ..regression import describe
@@ -16,6 +15,8 @@ log = logging.getLogger("bin.train")
 
 
 def promoted_elsewhere() -> bool:
+    import storage  # SQLAlchemy loads here, not for --help
+
     with storage.session_scope() as session:
         return storage.current_model_version(session) is not None
 
