@@ -143,12 +143,16 @@ def _tagging_process(job_id: int, settings: Settings, setup_logging: Callable[[]
     """A tagging process: Ctrl-C (sent to the terminal's whole process group) is left to its
     parent, which stops it; it dies with its parent (by SIGTERM's default action, not the
     parent's handler that a fork inherits), and logs to stderr as its parent set up logging
-    (not through a forked copy of the parent's progress-bar handler)."""
+    (not through a forked copy of the parent's progress-bar handler), warnings only unless -v:
+    the parent's bar shows its progress."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent)
     logging.root.handlers.clear()
     setup_logging()
+    if log.getEffectiveLevel() > logging.DEBUG:  # not -v: a chunk done would print inside the parent's bar
+        for handler in logging.root.handlers:
+            handler.setLevel(logging.WARNING)
     import torch
 
     torch.set_num_threads(settings.torch_threads)
