@@ -59,8 +59,8 @@ def plain_words(tokens: Sequence[str], text: str | None = None) -> str | None:
     from the words' lengths (model.chunk_tagging needs nothing else)."""
     if not tokens:
         return None
-    if text is None:
-        return " ".join(tokens)
+    if text is None:  # the words are the tokens themselves, joined: each must come back whole
+        return " ".join(tokens) if all(t and " " not in t for t in tokens) else None
     words, owners = model_input(tokens)
     if owners != list(range(len(tokens))) or text != " ".join(tokens) or any(map(_other_length, words, tokens)):
         return None

@@ -79,6 +79,8 @@ class Batch:
 
 def encode(vocab: Vocab, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None = None) -> Encoded:
     """All sentences at once: their words' rows in the vocabulary's token table."""
+    if tags is not None and any(len(t) != len(s) for s, t in zip(sentences, tags, strict=True)):
+        raise ValueError("each sentence needs one tag per token")
     table, rows = vocab.token_rows(chain.from_iterable(sentences))
     offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in sentences], out=offsets[1:])

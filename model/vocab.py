@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class TokenRows:
     """A growing table of token rows (Vocab.token_rows), at most _TOKEN_CACHE_SIZE remembered."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # a tagger shared by threads encodes from each
         self._clear()
 
     def _clear(self) -> None:
@@ -30,13 +32,14 @@ class TokenRows:
 
     def rows(self, tokens: Iterable[str], ids: Callable[[str], list[int]]) -> tuple[np.ndarray, np.ndarray]:
         tokens = list(tokens)
-        rows = list(map(self._row_of.get, tokens))
-        if None in rows:
-            if len(self._row_of) + rows.count(None) > _TOKEN_CACHE_SIZE:
-                self._clear()
-                rows = [None] * len(tokens)
-            rows = [self._add(t, ids) if r is None else r for t, r in zip(tokens, rows)]
-        return self.table, np.array(rows, dtype=np.int64)
+        with self._lock:
+            rows = list(map(self._row_of.get, tokens))
+            if None in rows:
+                if len(self._row_of) + rows.count(None) > _TOKEN_CACHE_SIZE:
+                    self._clear()
+                    rows = [None] * len(tokens)
+                rows = [self._add(t, ids) if r is None else r for t, r in zip(tokens, rows)]
+            return self.table, np.array(rows, dtype=np.int64)
 
     def _add(self, token: str, ids: Callable[[str], list[int]]) -> int:
         if token in self._row_of:  # twice in one call

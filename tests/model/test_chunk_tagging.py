@@ -52,6 +52,7 @@ def test_plain_words_only_where_tokens_are_the_words_one_for_one():
     for other in ("Who directed Titanic?", "a  film", " a film", "Ge\u0301rard Depardieu", "1970s films", "don't go"):
         assert plain(other) is None, other
     assert plain_words(["Jaws", "?"]) == "Jaws ?"  # given tokens are seen as they are
+    assert plain_words(["a b", "c"]) is None and plain_words(["", "c"]) is None  # they would not come back whole
     assert plain_words([]) is None and plain_words([], "") is None
 
 

@@ -123,6 +123,12 @@ def test_collate_pads_and_masks():
     assert int(b.mask.sum()) == int(b.lengths.sum()) == 3
 
 
+def test_each_sentence_needs_one_tag_per_token():
+    v = Vocab.build(SENTS)
+    with pytest.raises(ValueError, match="one tag per token"):
+        encode(v, [["jaws"], ["steve", "films"]], [["B-Plot", "O"], ["O"]])  # the totals agree
+
+
 def test_iter_batches_yields_tensors():
     v = Vocab.build(SENTS)
     enc = encode(v, [t for t, _ in SENTS], [g for _, g in SENTS])

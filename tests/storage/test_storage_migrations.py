@@ -74,6 +74,29 @@ def test_scores_and_text_arrive_as_nulls_on_existing_rows(kind: str) -> None:
         engine.dispose()
 
 
+def test_entities_keyed_by_span_keep_one_copy_and_get_ids_back_on_downgrade(kind: str) -> None:
+    """Migration 0012 on rows: two copies of a span (which the chunk state machine prevents)
+    become one; going back, every row gets an id again."""
+    with scratch_database(kind, migrated=False) as url:
+        upgrade(url, "0011")
+        engine = storage.engine.make_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
+                              "n_sentences, n_done, n_failed, created_at) "
+                              "VALUES (1, 'j', 'done', 'x', 'e', 'text', 2, 2, 0, '2025-01-01 00:00:00')"))
+            for idx, start in [(0, 0), (0, 0), (1, 3)]:
+                conn.execute(text('INSERT INTO entities (job_id, sentence_idx, label, start, "end", text) '
+                                  "VALUES (1, :idx, 'Actor', :start, :start + 1, 'x')"), {"idx": idx, "start": start})
+        spans = 'SELECT job_id, sentence_idx, start FROM entities ORDER BY sentence_idx'
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text(spans)).all() == [(1, 0, 0), (1, 1, 3)]
+        downgrade(url, "0011")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id IS NOT NULL FROM entities")).scalars().all() == [True, True]
+        engine.dispose()
+
+
 def test_upgrade_of_a_current_database_waits_for_no_lock(kind: str) -> None:
     """Every command upgrades as it starts: at head, it must not queue behind a process that
     holds the migration lock (on SQLite, the write lock: a long bin/submit storing its input)."""
