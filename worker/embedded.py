@@ -6,11 +6,9 @@ its chunks are then too). The job's owner (worker/owner.py) only starts them, sh
 from the job's counters, and stops them.
 
 On CPU the chunks go to one process per core (NERQ_LOCAL_PROCESSES), each with
-NERQ_TORCH_THREADS torch threads, as a worker node runs them. One process tagging on threads
-shares its interpreter lock between them: 100k queries on 2 cores of an AMD EPYC Zen 4 (SQLite)
-took 21.9-25.2 s that way and 17.4-17.9 s in two processes, the job's own rate 4,282-4,953
-against 6,987-7,295/s (`time bin/submit FILE`, 2 pairs; bench/bench_queue.py runs it on
-PostgreSQL, "embedded"). The processes fork from this one once it has loaded the model with one
+NERQ_TORCH_THREADS torch threads, as a worker node runs them: one process tagging on threads
+shares its interpreter lock between them, and ran slower
+(docs/benchmarks.md#embedded-processes). The processes fork from this one once it has loaded the model with one
 torch thread (torch's thread pools do not survive a fork), so they share its memory and start
 at once. They log to stderr as this process does, and die with it; on Ctrl-C or SIGTERM it
 stops them and gives the job up, as in one process. For a job of one chunk, with
@@ -18,11 +16,9 @@ NERQ_LOCAL_PROCESSES=1, or when the model does not load here to fork with, the l
 this process (where each chunk then fails, saying why; spawned processes fail theirs the same way).
 
 On CUDA they run in this process unless NERQ_LOCAL_PROCESSES asks for more, which are spawned (a
-forked process cannot use CUDA) and share the GPU, each loading the model. Outside the model's
-tensor work a chunk costs 67-73 us of CPU a sentence (a Zen 4 core, SQLite: reading, the
-tokenizer's alignment, encoding, span bookkeeping, storing; bench/bench_chunk_costs.py), which
-keeps one process under about 14,000 sentences/s however fast the GPU; bench/gpu_check.sh times
-a job both ways (no GPU has run it yet)."""
+forked process cannot use CUDA) and share the GPU, each loading the model: the CPU work around
+the model caps what one process feeds a GPU (docs/benchmarks.md#the-chunk-engine);
+bench/gpu_check.sh times a job both ways."""
 
 from __future__ import annotations
 
