@@ -15,6 +15,7 @@ import storage.engine
 from storage import upgrade
 from storage.schema import Chunk, utcnow
 from tests.support.scratch import scratch_database
+from tests.support.storage_helpers import insert_old_job
 
 
 def sends(session: Session, job_id: int) -> list[int]:
@@ -69,9 +70,7 @@ def test_chunks_sent_before_the_migration_count_one(kind: str) -> None:
         upgrade(url, "0009")
         engine = storage.engine.make_engine(url, poolclass=NullPool)
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
-                              "n_sentences, n_done, n_failed, created_at, queue) "
-                              "VALUES (1, 'j', 'queued', 'x', 'e', 'text', 2, 0, 0, '2025-01-01 00:00:00', 'q')"))
+            insert_old_job(conn, "queued", 2, queue="q")
             conn.execute(text("INSERT INTO chunks (job_id, chunk_idx, start, stop, status, attempts, updated_at, "
                               "sent_at) VALUES (1, 0, 0, 1, 'queued', 0, '2025-01-01 00:00:00', "
                               "'2025-01-01 00:00:00'), (1, 1, 1, 2, 'queued', 0, '2025-01-01 00:00:00', NULL)"))

@@ -18,6 +18,7 @@ from storage.schema import Base
 from tests.support.polling import wait_until
 from tests.support.procs import run_bin
 from tests.support.scratch import scratch_database
+from tests.support.storage_helpers import insert_old_job
 
 TABLES = {"model_versions", "jobs", "sentences", "entities", "chunks", "evaluation_runs"}
 
@@ -60,9 +61,7 @@ def test_scores_and_text_arrive_as_nulls_on_existing_rows(kind: str) -> None:
         upgrade(url, "0004")
         engine = storage.engine.make_engine(url, poolclass=NullPool)
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
-                              "n_sentences, n_done, n_failed, created_at) "
-                              "VALUES (1, 'j', 'done', 'x', 'e', 'text', 1, 1, 0, '2025-01-01 00:00:00')"))
+            insert_old_job(conn, "done", 1)
             conn.execute(text("""INSERT INTO sentences (job_id, idx, tokens) VALUES (1, 0, '["jaws"]')"""))
             conn.execute(text("""INSERT INTO entities (job_id, sentence_idx, label, start, "end", text) """
                               "VALUES (1, 0, 'Title', 0, 1, 'jaws')"))
@@ -81,9 +80,7 @@ def test_entities_keyed_by_span_keep_one_copy_and_get_ids_back_on_downgrade(kind
         upgrade(url, "0011")
         engine = storage.engine.make_engine(url, poolclass=NullPool)
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, "
-                              "n_sentences, n_done, n_failed, created_at) "
-                              "VALUES (1, 'j', 'done', 'x', 'e', 'text', 2, 2, 0, '2025-01-01 00:00:00')"))
+            insert_old_job(conn, "done", 2)
             for idx, start in [(0, 0), (0, 0), (1, 3)]:
                 conn.execute(text('INSERT INTO entities (job_id, sentence_idx, label, start, "end", text) '
                                   "VALUES (1, :idx, 'Actor', :start, :start + 1, 'x')"), {"idx": idx, "start": start})

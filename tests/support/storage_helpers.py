@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from storage import ChunkInfo
@@ -19,3 +20,12 @@ def mark_chunk(
     stored. `done` and `failed` have their own functions in storage."""
     _check(status, ("queued", "running", "cancelled"), "status")
     return _move_chunk(session, job_id, chunk_idx, status, set(CHUNK_STATUSES) - {"done"}, error=error)
+
+
+def insert_old_job(conn: Connection, status: str, n_sentences: int, queue: str | None = None) -> None:
+    """Job 1 written with plain SQL, in columns every revision has: migration tests fill a database
+    at an older revision before they upgrade it."""
+    conn.execute(text("INSERT INTO jobs (id, name, status, input_path, input_sha256, input_format, n_sentences, "
+                      "n_done, n_failed, created_at, queue) VALUES (1, 'j', :status, 'x', 'e', 'text', :n, "
+                      ":done, 0, '2025-01-01 00:00:00', :queue)"),
+                 {"status": status, "n": n_sentences, "done": n_sentences if status == "done" else 0, "queue": queue})
